@@ -1,0 +1,1 @@
+"""Auditor: corpora tooling, shadow training, membership features, attack models, reports."""

@@ -1,0 +1,1 @@
+"""Simulated smart speaker serving a DNN-HMM recognizer over MQTT."""

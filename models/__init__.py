@@ -1,0 +1,1 @@
+"""Model code shared by the device and the auditor (speech recognizer, CIFAR-10 CNN)."""

@@ -1,0 +1,1 @@
+"""DNN-HMM phone recognizer: features, HMM, network, training, decoding, scoring, checkpoints."""

@@ -1,0 +1,1 @@
+"""CIFAR-10 data and the reference paper's CNN with its training-time defenses."""
