@@ -1,0 +1,152 @@
+"""Experiment configuration and run directories (DESIGN.md, "Configuration, runs and CLI").
+
+One YAML file per experiment (``recipes/<name>/config.yaml``); command-line overrides
+``--key=value`` or ``--section.key=value`` may only touch keys the YAML already has, and take
+the type of the value they replace. A run directory receives the resolved ``config.yaml``
+(with the run's seed) and, at the end, ``metrics.json``. Shared by the speech audit and the
+CIFAR-10 recipes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+
+def load_config(path, overrides: Iterable[str] = ()) -> dict:
+    """Read one experiment's YAML mapping and apply ``overrides`` (see :func:`apply_overrides`)."""
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(config, dict):
+        raise ValueError(f"{path}: expected a YAML mapping at the top level")
+    return apply_overrides(config, overrides, source=str(path))
+
+
+def apply_overrides(config: Mapping, overrides: Iterable[str], *, source: str = "config") -> dict:
+    """Return a copy of ``config`` with ``--a.b=value`` overrides applied.
+
+    Parameters
+    ----------
+    config : mapping
+        Nested configuration (sections are mappings).
+    overrides : iterable of str
+        ``"--key=value"``, ``"--section.key=value"`` (the leading dashes are optional). The key
+        must exist; the value is parsed as YAML and must fit the type of the current value
+        (an int is accepted where a float was; anything goes where the value was null).
+    source : str
+        Name used in error messages.
+
+    Raises
+    ------
+    ValueError
+        For a malformed override, an unknown key (the message lists close matches), a whole
+        section being overridden, or a value of the wrong type.
+
+    Examples
+    --------
+    >>> apply_overrides({"train": {"epochs": 10}}, ["--train.epochs=3"])
+    {'train': {'epochs': 3}}
+    """
+    resolved = _deep_copy(config)
+    known = sorted(_flat_keys(resolved))
+    for override in overrides:
+        text = override[2:] if override.startswith("--") else override
+        key, sep, raw = text.partition("=")
+        if not sep or not key:
+            raise ValueError(f"override {override!r} is not of the form --key=value")
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=5, cutoff=0.5)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown key {key!r} in override {override!r} for {source}{hint}")
+        *parents, leaf = key.split(".")
+        section = resolved
+        for name in parents:
+            section = section[name]
+        section[leaf] = _typed_like(section[leaf], raw, key)
+    return resolved
+
+
+def prepare_run_dir(out, config: Mapping, seed: int) -> Path:
+    """Create the run directory and write the resolved ``config.yaml`` (with ``seed``) into it."""
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = {**_deep_copy(config), "seed": int(seed)}
+    (run_dir / "config.yaml").write_text(
+        yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8"
+    )
+    return run_dir
+
+
+def save_metrics(run_dir, metrics: Mapping) -> Path:
+    """Write ``metrics.json`` into ``run_dir`` (numpy values converted, NaN/inf become null)."""
+    path = Path(run_dir) / "metrics.json"
+    path.write_text(
+        json.dumps(_jsonable(metrics), indent=2, allow_nan=False) + "\n", encoding="utf-8"
+    )
+    return path
+
+
+def _flat_keys(config: Mapping, prefix: str = "") -> list[str]:
+    keys = []
+    for name, value in config.items():
+        key = f"{prefix}{name}"
+        keys.append(key)
+        if isinstance(value, Mapping):
+            keys.extend(_flat_keys(value, key + "."))
+    return keys
+
+
+def _typed_like(current, raw: str, key: str):
+    if isinstance(current, Mapping):
+        raise ValueError(f"{key!r} is a section; override its keys ({key}.<name>=...)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as error:
+        raise ValueError(f"{key}: cannot parse value {raw!r}: {error}") from error
+    if current is None:
+        return value
+    if isinstance(current, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(current, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(current, float):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(current, str):
+        return raw
+    elif isinstance(current, list):
+        if isinstance(value, list):
+            return value
+    expected = type(current).__name__
+    raise ValueError(f"{key}: expected a {expected} like {current!r}, got {raw!r}")
+
+
+def _deep_copy(config: Mapping) -> dict:
+    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in config.items()}
+
+
+def _jsonable(value):
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
