@@ -1,0 +1,197 @@
+"""One interface for running independent jobs in parallel (shadow models, reference models).
+
+``get_executor("local")`` runs jobs in spawned worker processes on this machine;
+``get_executor("ray", address=...)`` sends them to a Ray cluster (or a private local Ray
+instance when ``address="local"``); ``get_executor("serial")`` runs them one after another in
+this process (debugging, and callables that cannot be pickled). All three have
+``map(fn, list_of_kwargs) -> list``: results in job order, progress on stderr, and a failed job
+re-raised as :class:`JobError` naming it. ``fn`` must be a module-level (picklable) function for
+"local" and "ray". Each worker limits torch to ``threads_per_worker`` threads so that parallel
+jobs do not oversubscribe the cores.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from tqdm import tqdm
+
+
+class JobError(RuntimeError):
+    """A job failed; the message names the job (index, function, keyword arguments)."""
+
+
+def get_executor(
+    kind: str = "local",
+    *,
+    max_workers: int | None = None,
+    address: str | None = None,
+    threads_per_worker: int = 1,
+):
+    """Build an executor by name.
+
+    Parameters
+    ----------
+    kind : {"local", "ray", "serial"}
+        Where jobs run.
+    max_workers : int, optional
+        Parallel jobs (local); default ``cpu_count // threads_per_worker`` (at least 1).
+    address : str, optional
+        Ray cluster address (``"auto"``, ``"ray://host:10001"``, ...); ``None`` or ``"local"``
+        starts a private local instance with ``max_workers * threads_per_worker`` CPUs.
+    threads_per_worker : int
+        torch threads in each job (``torch.set_num_threads``); also each Ray task's ``num_cpus``.
+    """
+    if threads_per_worker < 1:
+        raise ValueError(f"threads_per_worker must be >= 1, got {threads_per_worker}")
+    if max_workers is not None and max_workers < 1:
+        raise ValueError(f"max_workers must be >= 1, got {max_workers}")
+    if kind == "local":
+        return LocalExecutor(max_workers=max_workers, threads_per_worker=threads_per_worker)
+    if kind == "ray":
+        return RayExecutor(address=address, max_workers=max_workers,
+                           threads_per_worker=threads_per_worker)
+    if kind == "serial":
+        return SerialExecutor(threads_per_worker=threads_per_worker)
+    raise ValueError(f"unknown executor kind {kind!r}; expected one of {EXECUTOR_KINDS}")
+
+
+EXECUTOR_KINDS = ("local", "ray", "serial")
+
+
+def default_workers(threads_per_worker: int = 1) -> int:
+    """Workers that fit this machine's cores at ``threads_per_worker`` threads each."""
+    return max(1, (os.cpu_count() or 1) // threads_per_worker)
+
+
+class SerialExecutor:
+    """Runs jobs one by one in this process (torch threads set for the duration)."""
+
+    def __init__(self, *, threads_per_worker: int = 1):
+        self.threads_per_worker = threads_per_worker
+
+    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None) -> list:
+        """Call ``fn(**job)`` for each job; results in job order."""
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads_per_worker)
+        try:
+            results = []
+            for index, job in enumerate(tqdm(jobs, desc=desc or fn.__name__, unit="job")):
+                try:
+                    results.append(fn(**job))
+                except Exception as error:
+                    raise _job_error(index, fn, job, error) from error
+            return results
+        finally:
+            torch.set_num_threads(previous)
+
+
+class LocalExecutor:
+    """Runs jobs in a pool of spawned processes on this machine."""
+
+    def __init__(self, *, max_workers: int | None = None, threads_per_worker: int = 1):
+        self.threads_per_worker = threads_per_worker
+        self.max_workers = max_workers or default_workers(threads_per_worker)
+
+    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None) -> list:
+        """Call ``fn(**job)`` for each job in worker processes; results in job order."""
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        results: list = [None] * len(jobs)
+        context = multiprocessing.get_context("spawn")
+        workers = min(self.max_workers, len(jobs))
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
+                                 initargs=(self.threads_per_worker,)) as pool:
+            futures = {pool.submit(_call, fn, job): i for i, job in enumerate(jobs)}
+            progress = tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job")
+            try:
+                for future in as_completed(futures):
+                    index = futures[future]
+                    try:
+                        results[index] = future.result()
+                    except Exception as error:
+                        for other in futures:
+                            other.cancel()
+                        raise _job_error(index, fn, jobs[index], error) from error
+                    progress.update()
+            finally:
+                progress.close()
+        return results
+
+
+class RayExecutor:
+    """Runs jobs as Ray tasks with ``num_cpus=threads_per_worker`` each."""
+
+    def __init__(self, *, address: str | None = None, max_workers: int | None = None,
+                 threads_per_worker: int = 1):
+        self.address = address
+        self.threads_per_worker = threads_per_worker
+        self.max_workers = max_workers
+
+    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None) -> list:
+        """Submit ``fn(**job)`` for each job to Ray; results in job order."""
+        import ray
+
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        if not ray.is_initialized():
+            if self.address in (None, "local"):
+                workers = self.max_workers or default_workers(self.threads_per_worker)
+                ray.init(num_cpus=workers * self.threads_per_worker, include_dashboard=False,
+                         log_to_driver=False)
+            else:
+                ray.init(address=self.address, log_to_driver=False)
+        task = ray.remote(num_cpus=self.threads_per_worker)(_call_limited)
+        refs = [task.remote(fn, job, self.threads_per_worker) for job in jobs]
+        index_of = {ref: i for i, ref in enumerate(refs)}
+        results: list = [None] * len(jobs)
+        pending = list(refs)
+        with tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job") as progress:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                index = index_of[done[0]]
+                try:
+                    results[index] = ray.get(done[0])
+                except Exception as error:
+                    for ref in pending:
+                        ray.cancel(ref)
+                    cause = getattr(error, "cause", None) or error
+                    raise _job_error(index, fn, jobs[index], cause) from error
+                progress.update()
+        return results
+
+
+def _limit_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _call(fn: Callable, job: Mapping):
+    return fn(**job)
+
+
+def _call_limited(fn: Callable, job: Mapping, threads: int):
+    _limit_threads(threads)
+    return fn(**job)
+
+
+def _job_error(index: int, fn: Callable, job: Mapping, error: BaseException) -> JobError:
+    summary = ", ".join(f"{k}={_short(v)}" for k, v in job.items())
+    name = getattr(fn, "__qualname__", repr(fn))
+    return JobError(f"job {index} ({name}({summary})) failed: {type(error).__name__}: {error}")
+
+
+def _short(value) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return f"<array {tuple(shape)}>"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,63 @@
+"""Tests for auditor.executor: ordered results, worker thread limits, named failures; local and Ray.
+
+Jobs are builtins (``round``, ``torch.get_num_threads``) because spawned workers
+and Ray workers must import the job function by name.
+"""
+
+import os
+import time
+
+import pytest
+import torch
+
+from auditor.executor import JobError, get_executor
+
+JOBS = [{"number": x / 7, "ndigits": 2} for x in range(12)]
+EXPECTED = [round(x / 7, 2) for x in range(12)]
+
+
+def test_serial_runs_in_order_and_names_failures():
+    executor = get_executor("serial")
+    assert executor.map(round, JOBS) == EXPECTED
+    with pytest.raises(JobError, match=r"job 1 \(round\(number='x'"):
+        executor.map(round, [{"number": 1.0}, {"number": "x"}])
+
+
+def test_local_processes_keep_order_and_limit_threads():
+    executor = get_executor("local", max_workers=2, threads_per_worker=1)
+    assert executor.map(round, JOBS) == EXPECTED
+    assert executor.map(torch.get_num_threads, [{}] * 2) == [1, 1]
+
+
+def test_local_failure_names_the_job():
+    executor = get_executor("local", max_workers=2)
+    with pytest.raises(JobError, match=r"job 2 \(round\(number='bad'.*TypeError"):
+        executor.map(round, [{"number": 1.5}, {"number": 2.5}, {"number": "bad"}])
+
+
+def test_default_workers_respect_threads():
+    assert get_executor("local", threads_per_worker=1).max_workers == os.cpu_count()
+    assert get_executor("local", threads_per_worker=os.cpu_count()).max_workers == 1
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="unknown executor kind 'dask'"):
+        get_executor("dask")
+    with pytest.raises(ValueError, match="threads_per_worker"):
+        get_executor("local", threads_per_worker=0)
+
+
+def test_ray_local_instance_runs_jobs():
+    import ray
+
+    start = time.perf_counter()
+    try:
+        executor = get_executor("ray", address="local", max_workers=2, threads_per_worker=1)
+        assert executor.map(round, JOBS) == EXPECTED
+        assert ray.cluster_resources()["CPU"] == 2
+        assert executor.map(torch.get_num_threads, [{}] * 2) == [1, 1]
+        with pytest.raises(JobError, match=r"job 1 \(round\(number='bad'"):
+            executor.map(round, [{"number": 1.5}, {"number": "bad"}])
+    finally:
+        ray.shutdown()
+    assert time.perf_counter() - start < 30
