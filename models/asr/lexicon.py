@@ -136,7 +136,7 @@ class Lexicon:
             from models.asr.espeak import text_to_phones48
         except ImportError as e:
             raise NoPronunciationError(word, f"not in the lexicon; eSpeak G2P unavailable ({e})") from e
-        phones = text_to_phones48(word.lower(), voice=self.voice)
-        if not phones:
-            raise NoPronunciationError(word, "not in the lexicon and eSpeak G2P gave no phones")
-        return list(phones)
+        try:
+            return list(text_to_phones48(word.lower(), voice=self.voice))
+        except ValueError as e:  # no phonemes, or an eSpeak phoneme without a 48-set mapping
+            raise NoPronunciationError(word, f"not in the lexicon; eSpeak G2P failed ({e})") from e
