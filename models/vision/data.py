@@ -294,6 +294,25 @@ def _decode_image(data: bytes, name: str) -> np.ndarray:
         raise DatasetError(f"{name}: corrupt or unreadable image ({e})") from e
 
 
+def write_class_zip(path: str | Path, ds: ImageDataset, *, image_format: str = "PNG") -> Path:
+    """Write ``ds`` as a zip of ``{train,test}/<class>/<index>.<ext>`` images (PIL encoder).
+
+    The inverse of :func:`load_class_zip` (exact with a lossless ``image_format`` such as PNG);
+    used to export subsets and to build small datasets for smoke runs.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ext = image_format.lower()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for split in SPLITS:
+            x, y = getattr(ds, f"x_{split}"), getattr(ds, f"y_{split}")
+            for i, (img, label) in enumerate(zip(x, y, strict=True)):
+                buf = io.BytesIO()
+                Image.fromarray(img).save(buf, format=image_format)
+                zf.writestr(f"{split}/{ds.classes[label]}/{i:05d}.{ext}", buf.getvalue())
+    return path
+
+
 # --------------------------------------------------------------------------------------
 # the official python batches
 

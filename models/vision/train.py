@@ -104,7 +104,7 @@ def train_cnn(
     model : torch.nn.Module
         The trained network in eval mode (outputs logits).
     history : dict
-        Per-epoch lists ``epoch, train_loss, train_acc, val_loss, val_acc, seconds`` (train
+        Per-epoch lists ``epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds`` (train
         figures are running averages over the epoch's batches; ``val_*`` are None without
         validation data), ``final`` (train / val loss and accuracy of the returned model in
         eval mode), ``config`` (resolved), ``seed``, ``n_train``, ``train_fingerprint``.
@@ -127,7 +127,7 @@ def train_cnn(
         opt, lambda step: 1.0 / (1.0 + cfg["lr_decay"] * step)
     )
     loss_fn = nn.CrossEntropyLoss()
-    keys = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
+    keys = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
     hist: dict = {k: [] for k in keys}
     best = (float("inf"), None, 0)  # (val loss, state dict, epochs since improvement)
     bs = int(cfg["batch_size"])
@@ -149,6 +149,7 @@ def train_cnn(
             tot_ok += int((logits.argmax(1) == yt[idx]).sum())
         row = {"epoch": epoch, "train_loss": tot_loss / len(xt), "train_acc": tot_ok / len(xt)}
         row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val) if has_val else (None, None)
+        row["lr"] = sched.get_last_lr()[0]
         row["seconds"] = time.perf_counter() - t0
         for k in keys:
             hist[k].append(row[k])
