@@ -1,0 +1,122 @@
+"""The recognizer's configuration: defaults, YAML loading and checked overrides.
+
+One nested dict drives features, HMM, network, training and decoding; it is stored in
+``model.json`` with every checkpoint so that a loaded model decodes exactly as trained.
+Unknown keys are refused with a clear error (a typo must never be silently ignored).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+
+#: CMVN modes: ``utterance`` (each utterance its own mean/std), ``speaker`` (stats pooled over
+#: a speaker's utterances in training and evaluation; a lone utterance on the device falls back
+#: to its own stats), ``global`` (training-set stats stored in ``model.json``), ``none``.
+CMVN_MODES = ("utterance", "speaker", "global", "none")
+
+#: Target modes: ``auto`` (alignment when every utterance has one, else transcript),
+#: ``alignment`` (states split evenly inside each aligned phone) or ``transcript`` (flat start).
+TARGET_MODES = ("auto", "alignment", "transcript")
+
+DEFAULT_CONFIG: dict = {
+    "features": {
+        "sample_rate": 16000,  # Hz; other rates are refused, not resampled
+        "num_mel_bins": 40,
+        "frame_length_ms": 25.0,
+        "frame_shift_ms": 10.0,
+        "cmvn": "utterance",
+        "context": 5,  # frames of left and right context spliced for the MLP
+    },
+    "hmm": {
+        "states_per_phone": 3,
+        "lm_smoothing": 0.5,  # add-k smoothing of the bigram phone LM
+    },
+    "network": {
+        # 4x1024 (PyTorch-Kaldi) is reachable via config; 4x512 keeps 60-speaker training on
+        # two CPU cores well under 15 minutes (see BENCHMARKS.md).
+        "hidden": [512, 512, 512, 512],
+        "dropout": 0.15,
+        "batch_norm": True,
+    },
+    "training": {
+        "targets": "auto",
+        "heldout_utterances_per_speaker": 2,  # never trained on; recorded in data.json
+        "dev_utterances_per_speaker": 1,  # lr halving / early stopping; recorded in data.json
+        "epochs": 12,  # max epochs of the final stage
+        "realign_iterations": 1,  # forced re-alignments, each after `epochs_per_realign`
+        "epochs_per_realign": 3,
+        "batch_size": 256,  # frames
+        "learning_rate": 0.002,  # Adam
+        "weight_decay": 0.0,
+        "lr_halving_factor": 0.5,
+        "min_improvement": 0.002,  # relative dev-loss gain below which the lr is halved
+        "patience": 2,  # halvings without improvement before early stopping
+        "tune_decoding": True,  # grid-search acoustic scale / insertion penalty on dev
+    },
+    "decoding": {
+        "acoustic_scale": 0.3,
+        "lm_weight": 1.0,
+        "insertion_penalty": 0.0,  # log-domain, added per phone entered
+        "min_frames": 10,  # shorter audio is refused as too_short
+    },
+}
+
+
+class ConfigError(ValueError):
+    """A config key that does not exist or a value of the wrong kind."""
+
+
+def merge_config(base: dict, overrides: dict, where: str = "config") -> dict:
+    """Return ``base`` updated by ``overrides``; every override key must exist in ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        if key not in out:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(out))})")
+        if isinstance(out[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{key}: expected a mapping, got {value!r}")
+            out[key] = merge_config(out[key], value, f"{where}.{key}")
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def validate_config(config: dict) -> dict:
+    """Check values that have a closed set of choices; return the config unchanged."""
+    if config["features"]["cmvn"] not in CMVN_MODES:
+        raise ConfigError(
+            f"features.cmvn: unknown mode {config['features']['cmvn']!r} (known: {', '.join(CMVN_MODES)})"
+        )
+    if config["training"]["targets"] not in TARGET_MODES:
+        raise ConfigError(
+            f"training.targets: unknown mode {config['training']['targets']!r} "
+            f"(known: {', '.join(TARGET_MODES)})"
+        )
+    if int(config["hmm"]["states_per_phone"]) < 1:
+        raise ConfigError("hmm.states_per_phone: must be >= 1")
+    return config
+
+
+def resolve_config(overrides: dict | None = None) -> dict:
+    """Defaults updated by ``overrides`` (checked), validated."""
+    return validate_config(merge_config(DEFAULT_CONFIG, overrides or {}))
+
+
+def load_config(path: str | Path | None, overrides: dict | None = None) -> dict:
+    """Read a YAML config of overrides (may be ``None``), apply ``overrides`` on top."""
+    cfg = DEFAULT_CONFIG
+    if path is not None:
+        p = Path(path)
+        try:
+            doc = yaml.safe_load(p.read_text()) or {}
+        except FileNotFoundError as e:
+            raise ConfigError(f"{p}: config file not found") from e
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML ({e})") from e
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{p}: top level must be a mapping")
+        cfg = merge_config(cfg, doc, str(p))
+    return validate_config(merge_config(cfg, overrides or {}))

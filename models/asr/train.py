@@ -1,0 +1,415 @@
+"""Training of the hybrid recognizer from manifest utterances (vendor side and shadow models).
+
+Data protocol (:func:`split_utterances`): for each speaker, its utterances are shuffled with
+the seed; the first ``heldout_utterances_per_speaker`` are never used (the auditor's "unseen
+audios of member speakers"), the next ``dev_utterances_per_speaker`` form the dev set (used
+only for learning-rate halving, early stopping and tuning the decoder's acoustic scale and
+insertion penalty), the rest are trained on. All three lists go to ``data.json``.
+
+Targets: with alignments, states are split evenly inside each aligned phone; without, the
+utterance is cut into equal parts per phone (flat start). Either way the network is trained
+``epochs_per_realign`` epochs, the targets are re-aligned by forced Viterbi with the current
+network, ``realign_iterations`` times, before a final stage of up to ``epochs`` epochs with
+learning-rate halving on dev-loss plateaus and early stopping (best dev-loss weights kept).
+Priors and transitions come from the final training alignment, the bigram LM from the
+training transcripts. Frames are drawn in shuffled mini-batches from one preloaded tensor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.asr.config import resolve_config
+from models.asr.features import FeatureCache, SplicedFrames, apply_cmvn, cmvn_stats
+from models.asr.hmm import HmmParams, phone_ids
+from models.asr.network import FrameMlp
+from models.asr.phones import UnknownPhoneError, fold_48_to_39
+from models.asr.recognizer import Recognizer, save_recognizer
+from models.asr.scoring import per, sum_counts
+from models.asr.targets import alignment_states, flat_start_states
+from models.asr.viterbi import AlignmentError, forced_align
+from models.manifest import Utterance
+
+log = logging.getLogger(__name__)
+
+DATA_JSON_NAME = "data.json"
+
+#: Grid searched on dev after training when ``training.tune_decoding`` is true.
+ACOUSTIC_SCALES = (0.1, 0.2, 0.3, 0.5, 0.8)
+INSERTION_PENALTIES = (-2.0, 0.0, 2.0)
+
+
+class TrainingDataError(ValueError):
+    """Training data that cannot be used at all (no usable utterances, too few per speaker)."""
+
+
+@dataclass
+class DataSplit:
+    """Utterances per role: ``train``, ``dev`` and ``heldout`` (never trained on)."""
+
+    train: list[Utterance]
+    dev: list[Utterance]
+    heldout: list[Utterance]
+
+
+def speaker_fingerprint(speakers: Sequence[str]) -> str:
+    """Short hash of the sorted speaker set."""
+    return hashlib.sha256("\n".join(sorted(set(speakers))).encode()).hexdigest()[:16]
+
+
+def split_utterances(utterances: Sequence[Utterance], heldout: int, dev: int, seed: int) -> DataSplit:
+    """Per speaker: shuffle (seeded), take ``heldout``, then ``dev``, train on the rest.
+
+    Raises :class:`TrainingDataError` naming a speaker with fewer than ``heldout + dev + 1``
+    utterances.
+    """
+    by_speaker: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        by_speaker.setdefault(u.speaker, []).append(u)
+    rng = np.random.default_rng(seed)
+    split = DataSplit([], [], [])
+    for spk in sorted(by_speaker):
+        utts = sorted(by_speaker[spk], key=lambda u: u.utt_id)
+        if len(utts) < heldout + dev + 1:
+            raise TrainingDataError(
+                f"speaker {spk} has {len(utts)} utterances; {heldout} held out + {dev} dev + 1 "
+                "training utterance needed (lower training.heldout_utterances_per_speaker or "
+                "training.dev_utterances_per_speaker)"
+            )
+        order = [utts[i] for i in rng.permutation(len(utts))]
+        split.heldout += order[:heldout]
+        split.dev += order[heldout : heldout + dev]
+        split.train += order[heldout + dev :]
+    return split
+
+
+@dataclass
+class PreparedSet:
+    """Normalised features, phone ids and current state targets of a list of utterances."""
+
+    utts: list[Utterance]
+    feats: list[torch.Tensor]  # each (frames, mel), normalised
+    phones: list[np.ndarray]  # each (N,) phone ids
+    states: list[np.ndarray]  # each (frames,) state targets
+
+    def frames(self, context: int) -> SplicedFrames:
+        return SplicedFrames(self.feats, context)
+
+    def target_tensor(self) -> torch.Tensor:
+        return torch.from_numpy(np.concatenate(self.states)).long()  # (total frames,)
+
+
+def _normalise(utts: list[Utterance], raw: dict[str, torch.Tensor], mode: str, global_stats) -> list[torch.Tensor]:
+    if mode == "none":
+        return [raw[u.utt_id] for u in utts]
+    if mode == "global":
+        return [apply_cmvn(raw[u.utt_id], *global_stats) for u in utts]
+    if mode == "utterance":
+        return [apply_cmvn(raw[u.utt_id], *cmvn_stats([raw[u.utt_id]])) for u in utts]
+    by_spk: dict[str, list[torch.Tensor]] = {}
+    for u in utts:
+        by_spk.setdefault(u.speaker, []).append(raw[u.utt_id])
+    stats = {s: cmvn_stats(f) for s, f in by_spk.items()}
+    return [apply_cmvn(raw[u.utt_id], *stats[u.speaker]) for u in utts]
+
+
+def _initial_states(utt: Utterance, phones: np.ndarray, n_frames: int, cfg: dict, use_alignment: bool) -> np.ndarray:
+    k = int(cfg["hmm"]["states_per_phone"])
+    if use_alignment:
+        return alignment_states(utt.alignment, n_frames, cfg["features"], k)
+    return flat_start_states(phones, n_frames, k)
+
+
+@torch.no_grad()
+def _log_posteriors(network: torch.nn.Module, frames: SplicedFrames, lengths: list[int], chunk: int = 8192) -> list[np.ndarray]:
+    network.eval()
+    out = []
+    for b in range(0, len(frames), chunk):
+        idx = torch.arange(b, min(b + chunk, len(frames)))
+        out.append(torch.log_softmax(network(frames.gather(idx)), dim=-1).double().numpy())
+    logp = np.concatenate(out)  # (total frames, S)
+    bounds = np.cumsum([0, *lengths])
+    return [logp[b:e] for b, e in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _realign(data: PreparedSet, log_post: list[np.ndarray], hmm: HmmParams) -> int:
+    """Replace each utterance's targets by its forced alignment; return how many failed."""
+    failed = 0
+    for i, lp in enumerate(log_post):
+        try:
+            data.states[i] = forced_align(lp - hmm.log_priors, data.phones[i], hmm).states
+        except AlignmentError:
+            failed += 1  # too few frames for the phones: the previous targets are kept
+    return failed
+
+
+def _decode_per(rec: Recognizer, data: PreparedSet, log_post: list[np.ndarray], decoding: dict | None = None) -> dict:
+    hyps = rec.decode_log_posteriors(log_post, decoding=decoding)
+    return sum_counts(per(fold_48_to_39(u.phones), h.phones39) for u, h in zip(data.utts, hyps, strict=True))
+
+
+def _estimate_hmm(data: PreparedSet, cfg: dict) -> HmmParams:
+    return HmmParams.estimate(
+        data.states, data.phones, int(cfg["hmm"]["states_per_phone"]), float(cfg["hmm"]["lm_smoothing"])
+    )
+
+
+def _prepare(
+    utts: list[Utterance],
+    raw: dict[str, torch.Tensor],
+    cfg: dict,
+    use_alignment: bool,
+    global_stats,
+    skipped: list[dict],
+) -> PreparedSet:
+    kept, phones, states = [], [], []
+    for u in utts:
+        if u.utt_id not in raw:
+            continue  # unreadable audio, already in `skipped`
+        ids = phone_ids(u.phones)  # checked by _check_phones
+        try:
+            states.append(_initial_states(u, ids, raw[u.utt_id].shape[0], cfg, use_alignment))
+        except AlignmentError as e:
+            skipped.append({"utt_id": u.utt_id, "reason": f"{u.path}: {e}"})
+            continue
+        kept.append(u)
+        phones.append(ids)
+    feats = _normalise(kept, raw, cfg["features"]["cmvn"], global_stats)
+    return PreparedSet(kept, feats, phones, states)
+
+
+def _check_phones(utts: list[Utterance], skipped: list[dict]) -> list[Utterance]:
+    ok = []
+    for u in utts:
+        try:
+            if not u.phones:
+                raise ValueError("no reference phones")
+            phone_ids(u.phones)
+            ok.append(u)
+        except (UnknownPhoneError, ValueError) as e:
+            skipped.append({"utt_id": u.utt_id, "reason": f"{u.path}: {e}"})
+    return ok
+
+
+def train_recognizer(
+    utterances: list[Utterance],
+    config: dict,
+    *,
+    seed: int,
+    out_dir: Path | None = None,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+) -> tuple[Recognizer, dict]:
+    """Train a recognizer on the speakers of ``utterances`` (see the module docstring).
+
+    Parameters
+    ----------
+    utterances : manifest records of every training speaker (held-out and dev utterances are
+        taken from them).
+    config : full config or overrides of :data:`models.asr.config.DEFAULT_CONFIG`.
+    seed : seeds the data split, initialisation, dropout and frame shuffling.
+    out_dir : if given, the checkpoint (``model.safetensors``, ``model.json``) and
+        ``data.json`` are written there.
+    progress : show progress bars and log one line per epoch.
+    cache_dir : feature cache folder (see :class:`~models.asr.features.FeatureCache`).
+
+    Returns
+    -------
+    recognizer, report : the report holds the data used, skipped utterances with reasons,
+        per-epoch losses / dev frame accuracy / dev PER, decoder tuning and throughput.
+    """
+    cfg = resolve_config(config)
+    tr = cfg["training"]
+    torch.manual_seed(seed)
+    started = time.perf_counter()
+    skipped: list[dict] = []
+    split = split_utterances(
+        utterances, int(tr["heldout_utterances_per_speaker"]), int(tr["dev_utterances_per_speaker"]), seed
+    )
+    usable = _check_phones(split.train + split.dev, skipped)
+    if tr["targets"] == "auto":
+        use_alignment = all(u.alignment for u in usable)
+    else:
+        use_alignment = tr["targets"] == "alignment"
+        if use_alignment and not all(u.alignment for u in usable):
+            missing = next(u.utt_id for u in usable if not u.alignment)
+            raise TrainingDataError(f"training.targets is 'alignment' but {missing} has no alignment")
+    raw, feat_skipped, cache_stats = FeatureCache(cache_dir).load(
+        usable, cfg["features"], int(cfg["decoding"]["min_frames"]), progress=progress
+    )
+    skipped += feat_skipped
+    train_utts = [u for u in split.train if u.utt_id in raw]
+    global_stats = cmvn_stats([raw[u.utt_id] for u in train_utts]) if train_utts else None
+    train = _prepare(split.train, raw, cfg, use_alignment, global_stats, skipped)
+    dev = _prepare(split.dev, raw, cfg, use_alignment, global_stats, skipped)
+    for s in skipped:
+        log.warning("skipped %s: %s", s["utt_id"], s["reason"])
+    if not train.utts:
+        raise TrainingDataError(f"no usable training utterances ({len(skipped)} skipped: {skipped[:3]})")
+
+    context = int(cfg["features"]["context"])
+    train_frames, train_y = train.frames(context), train.target_tensor()
+    dev_frames = dev.frames(context) if dev.utts else None
+    k = int(cfg["hmm"]["states_per_phone"])
+    net_cfg = cfg["network"]
+    network = FrameMlp(
+        train_frames.input_dim, 48 * k, list(net_cfg["hidden"]), float(net_cfg["dropout"]), bool(net_cfg["batch_norm"])
+    )
+    lr = float(tr["learning_rate"])
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr, weight_decay=float(tr["weight_decay"]))
+    gen = torch.Generator().manual_seed(seed)
+    batch = int(tr["batch_size"])
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    epochs_log: list[dict] = []
+    train_seconds = 0.0
+    trained_frames = 0
+    realign_failed: list[int] = []
+    stages = ["realign"] * int(tr["realign_iterations"])
+    hmm = _estimate_hmm(train, cfg)
+
+    def run_epoch(stage: str) -> dict:
+        nonlocal train_seconds, trained_frames
+        network.train()
+        perm = torch.randperm(len(train_frames), generator=gen)  # (total frames,)
+        total, n_batches = 0.0, 0
+        t0 = time.perf_counter()
+        for b in range(0, perm.numel(), batch):
+            idx = perm[b : b + batch]
+            if idx.numel() < 2:
+                continue  # batch norm needs two frames
+            loss = loss_fn(network(train_frames.gather(idx)), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item()
+            n_batches += 1
+        train_seconds += time.perf_counter() - t0
+        trained_frames += perm.numel()
+        row = {"epoch": len(epochs_log) + 1, "stage": stage, "lr": optimizer.param_groups[0]["lr"],
+               "train_loss": total / max(n_batches, 1)}
+        row |= evaluate_dev()
+        epochs_log.append(row)
+        if progress:
+            log.info("epoch %(epoch)d [%(stage)s] lr %(lr).2e train loss %(train_loss).3f "
+                     "dev loss %(dev_loss).3f dev acc %(dev_acc).3f dev PER %(dev_per).3f", row)
+        return row
+
+    @torch.no_grad()
+    def evaluate_dev() -> dict:
+        if dev_frames is None:
+            return {"dev_loss": float("nan"), "dev_acc": float("nan"), "dev_per": float("nan")}
+        log_post = _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats])
+        y = np.concatenate(dev.states)
+        lp = np.concatenate(log_post)  # (dev frames, S)
+        stats = global_stats if cfg["features"]["cmvn"] == "global" else None
+        rec = Recognizer(network, cfg, hmm, *(stats or (None, None)))
+        return {
+            "dev_loss": float(-lp[np.arange(y.size), y].mean()),
+            "dev_acc": float((lp.argmax(axis=1) == y).mean()),
+            "dev_per": _decode_per(rec, dev, log_post)["per"],
+        }
+
+    bar = tqdm(total=len(stages) * int(tr["epochs_per_realign"]) + int(tr["epochs"]), desc="epochs",
+               disable=not progress)
+    for _ in stages:
+        for _ in range(int(tr["epochs_per_realign"])):
+            row = run_epoch("pre-realign")
+            bar.update()
+            bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
+        hmm = _estimate_hmm(train, cfg)
+        realign_failed.append(_realign(train, _log_posteriors(network, train_frames, [f.shape[0] for f in train.feats]), hmm))
+        if dev_frames is not None:
+            _realign(dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats]), hmm)
+        train_y = train.target_tensor()
+        hmm = _estimate_hmm(train, cfg)
+
+    best_loss, best_state, bad = float("inf"), None, 0
+    for _ in range(int(tr["epochs"])):
+        row = run_epoch("final")
+        bar.update()
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
+        score = row["dev_loss"] if dev_frames is not None else row["train_loss"]
+        if score < best_loss * (1.0 - float(tr["min_improvement"])) or best_state is None:
+            best_loss = min(best_loss, score)
+            best_state = {n: t.clone() for n, t in network.state_dict().items()}
+            bad = 0
+            continue
+        if score < best_loss:
+            best_loss = score
+            best_state = {n: t.clone() for n, t in network.state_dict().items()}
+        bad += 1
+        if bad > int(tr["patience"]):
+            break
+        for g in optimizer.param_groups:
+            g["lr"] *= float(tr["lr_halving_factor"])
+    bar.close()
+    if best_state is not None:
+        network.load_state_dict(best_state)
+
+    tuning = None
+    stats = global_stats if cfg["features"]["cmvn"] == "global" else None
+    if tr["tune_decoding"] and dev_frames is not None:
+        rec = Recognizer(network, cfg, hmm, *(stats or (None, None)))
+        tuning = _tune_decoding(rec, dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats]))
+        cfg["decoding"] |= tuning["best"]
+    speakers = sorted({u.speaker for u in utterances})
+    meta = {
+        "seed": seed,
+        "speaker_fingerprint": speaker_fingerprint(speakers),
+        "n_speakers": len(speakers),
+        "n_train_utterances": len(train.utts),
+        "train_frames": len(train_frames),
+        "targets": "alignment" if use_alignment else "transcript",
+    }
+    recognizer = Recognizer(network, cfg, hmm, *(stats or (None, None)), meta=meta)
+    data_doc = {
+        "seed": seed,
+        "speakers": speakers,
+        "speaker_fingerprint": speaker_fingerprint(speakers),
+        "train": [u.utt_id for u in train.utts],
+        "dev": [u.utt_id for u in dev.utts],
+        "heldout": [u.utt_id for u in split.heldout],
+        "skipped": skipped,
+        "dev_protocol": "per speaker, seeded shuffle: first heldout_utterances_per_speaker held out, "
+        "next dev_utterances_per_speaker dev (lr halving, early stopping, decoder tuning), rest trained on",
+    }
+    report = {
+        "model_id": recognizer.model_id,
+        "targets": meta["targets"],
+        "data": {k: (len(v) if isinstance(v, list) else v) for k, v in data_doc.items() if k != "dev_protocol"},
+        "skipped": skipped,
+        "epochs": epochs_log,
+        "realign_failed": realign_failed,
+        "decoding_tuning": tuning,
+        "decoding": dict(cfg["decoding"]),
+        "feature_cache": cache_stats,
+        "train_frames_per_second": trained_frames / train_seconds if train_seconds else float("nan"),
+        "wall_seconds": time.perf_counter() - started,
+    }
+    if out_dir is not None:
+        save_recognizer(recognizer, out_dir)
+        (Path(out_dir) / DATA_JSON_NAME).write_text(json.dumps(data_doc, indent=1))
+        (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=1))
+    return recognizer, report
+
+
+def _tune_decoding(rec: Recognizer, dev: PreparedSet, log_post: list[np.ndarray]) -> dict:
+    """Grid-search acoustic scale and insertion penalty for the lowest dev PER."""
+    grid = []
+    for scale in ACOUSTIC_SCALES:
+        for pen in INSERTION_PENALTIES:
+            d = {"acoustic_scale": scale, "insertion_penalty": pen}
+            grid.append(d | {"dev_per": _decode_per(rec, dev, log_post, d)["per"]})
+    best = min(grid, key=lambda g: g["dev_per"])
+    return {"grid": grid, "best": {k: best[k] for k in ("acoustic_scale", "insertion_penalty")}}
