@@ -1,0 +1,1 @@
+"""CIFAR-10 record-level membership inference: the target model, the attacks, the CLI."""
