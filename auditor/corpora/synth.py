@@ -174,7 +174,9 @@ def draw_speakers(n_speakers: int, seed: int, spread: float = DEFAULT_SPREAD) ->
 def plan_sentences(speaker_index: int, n_utterances: int, seed: int) -> list[tuple[str, str]]:
     """``(sentence id, text)`` for one speaker: SA1, SA2, then SX (5/8 of the rest) and SI."""
     if n_utterances < 2:
-        raise ValueError(f"utterances_per_speaker must be at least 2 (SA1, SA2), got {n_utterances}")
+        raise ValueError(
+            f"utterances_per_speaker must be at least 2 (SA1, SA2), got {n_utterances}"
+        )
     plan = [("SA1", SHARED_SENTENCES[0]), ("SA2", SHARED_SENTENCES[1])][:n_utterances]
     rest = n_utterances - 2
     n_sx = round(rest * 5 / 8)
@@ -195,7 +197,9 @@ def _pad(synth: espeak.Synthesis, lead: int, trail: int) -> espeak.Synthesis:
     return espeak.Synthesis(samples, synth.sample_rate, events)
 
 
-def _to_out_rate(segments: list[tuple[int, int, str]], ratio: Fraction, n_out: int) -> list[tuple[int, int, str]]:
+def _to_out_rate(
+    segments: list[tuple[int, int, str]], ratio: Fraction, n_out: int
+) -> list[tuple[int, int, str]]:
     """Map native-rate segments through the resampling ratio; drop ones that vanish."""
     out = []
     for start, end, label in segments:
@@ -230,7 +234,9 @@ def synthesize_utterance(
     synth = _pad(synth, lead, trail)
     phones, words = align(synth, text, speaker.voice)
     ratio = warp_ratio(native, speaker.vtl_alpha)
-    sos = microphone_sos(speaker.hp_hz, speaker.eq_hz, speaker.eq_gain_db, speaker.eq_q, speaker.lp_hz)
+    sos = microphone_sos(
+        speaker.hp_hz, speaker.eq_hz, speaker.eq_gain_db, speaker.eq_q, speaker.lp_hz
+    )
     audio = apply_channel(
         synth.samples, ratio, sos, speaker.rms_db + jitter["rms_db"],
         speaker.snr_db + jitter["snr_db"], speaker.noise_color, rng,

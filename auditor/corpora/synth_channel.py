@@ -40,7 +40,9 @@ def warp_resample(x: np.ndarray, ratio: Fraction) -> np.ndarray:
     return y
 
 
-def microphone_sos(hp_hz: float, eq_hz: float, eq_gain_db: float, eq_q: float, lp_hz: float) -> np.ndarray:
+def microphone_sos(
+    hp_hz: float, eq_hz: float, eq_gain_db: float, eq_q: float, lp_hz: float
+) -> np.ndarray:
     """Second-order sections (k, 6) of the microphone filter at 16 kHz (frequencies in Hz)."""
     hp = signal.butter(2, hp_hz, btype="highpass", fs=OUT_RATE, output="sos")
     lp = signal.butter(4, lp_hz, btype="lowpass", fs=OUT_RATE, output="sos")
@@ -53,9 +55,7 @@ def microphone_sos(hp_hz: float, eq_hz: float, eq_gain_db: float, eq_q: float, l
     return np.concatenate([hp, peak, lp])
 
 
-def add_noise(
-    x: np.ndarray, snr_db: float, color: float, rng: np.random.Generator
-) -> np.ndarray:
+def add_noise(x: np.ndarray, snr_db: float, color: float, rng: np.random.Generator) -> np.ndarray:
     """Add one-pole-coloured noise at ``snr_db`` (dB, against the power of the non-silent part).
 
     ``color`` in [0, 1): pole of the noise filter (0 white, near 1 strongly low-passed).

@@ -230,7 +230,12 @@ class _Engine:
     def __init__(self) -> None:
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        self.lib.espeak_Initialize.argtypes = [
+            ctypes.c_int,
+            ctypes.c_int,
+            ctypes.c_char_p,
+            ctypes.c_int,
+        ]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self.lib.espeak_Synth.argtypes = [
@@ -238,9 +243,15 @@ class _Engine:
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]  # fmt: skip
         self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        self.lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_TextToPhonemes.argtypes = [
+            ctypes.POINTER(ctypes.c_char_p),
+            ctypes.c_int,
+            ctypes.c_int,
+        ]
         data = espeakng_loader.get_data_path().encode()
-        rate = self.lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, INITIALIZE_PHONEME_EVENTS)
+        rate = self.lib.espeak_Initialize(
+            AUDIO_OUTPUT_SYNCHRONOUS, 0, data, INITIALIZE_PHONEME_EVENTS
+        )
         if rate <= 0:
             raise EspeakError(f"espeak_Initialize failed ({rate}) with data at {data.decode()}")
         self.sample_rate = rate
@@ -285,7 +296,9 @@ class _Engine:
         with self.lock:
             self.set_params(params)
             self._chunks, self._events = [], []
-            status = self.lib.espeak_Synth(raw, len(raw), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None)
+            status = self.lib.espeak_Synth(
+                raw, len(raw), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None
+            )
             if status != 0:
                 raise EspeakError(f"espeak_Synth failed ({status}) for {text!r}")
             samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
@@ -355,4 +368,3 @@ def text_to_phones48(text: str, voice: str = "en-us") -> list[str]:
     if not phones:
         raise ValueError(f"eSpeak gives no phonemes for the text {text!r}")
     return phones
-
