@@ -53,8 +53,13 @@ def synth(
     """Generate a synthetic eSpeak NG corpus in TIMIT layout."""
     from auditor.corpora.synth import synthesize_corpus  # loads libespeak-ng: only when run
 
-    synthesize_corpus(out, speakers, seed, utterances_per_speaker=utterances_per_speaker, jobs=jobs)
-    click.echo(f"wrote a synthetic corpus of {speakers} speakers to {out}")
+    made = synthesize_corpus(
+        out, speakers, seed, utterances_per_speaker=utterances_per_speaker, jobs=jobs
+    )
+    click.echo(
+        f"{out}: {made['speakers']} speakers, {made['utterances']} utterances, "
+        f"{made['seconds']:.1f} s of audio in {made['wall_seconds']:.1f} s"
+    )
 
 
 def _print_counts(counts: dict) -> None:
