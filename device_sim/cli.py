@@ -9,6 +9,9 @@ from models.lazy_group import LazyGroup
 COMMANDS = {
     "train": "device_sim.cli_train:train",
     "eval": "device_sim.cli_train:evaluate",
+    "serve": "device_sim.cli_serve:serve",
+    "query": "device_sim.cli_serve:query",
+    "broker": "device_sim.cli_serve:broker",
 }
 
 

@@ -1,0 +1,88 @@
+"""Fixtures of the device tests: a tiny real checkpoint, real brokers, running devices.
+
+The checkpoint is trained once per session with the project's recipe
+(:func:`models.asr.train.train_recognizer`) on the shared ``tiny_synth_corpus``. Brokers are
+real: mosquitto on a free loopback port (the tests fail, not skip, without it) and the
+embedded amqtt broker.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device_sim.brokers import MOSQUITTO_HINT, EmbeddedBroker, MosquittoBroker, find_mosquitto
+from device_sim.server import DeviceServer
+
+#: Small and quick: the device tests check serving, not accuracy.
+TINY_CONFIG = {
+    "network": {"hidden": [64, 64]},
+    "training": {
+        "epochs": 1,
+        "realign_iterations": 0,
+        "tune_decoding": False,
+        "heldout_utterances_per_speaker": 1,
+        "dev_utterances_per_speaker": 1,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_utterances(tiny_synth_corpus):
+    from auditor.corpora.prepare import read_corpus
+
+    return read_corpus(tiny_synth_corpus, "timit").utterances
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_utterances, tmp_path_factory):
+    """Directory of a recognizer trained for one epoch on the tiny synthetic corpus."""
+    import torch
+
+    from models.asr.train import train_recognizer
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny_ckpt")
+    train_recognizer(tiny_utterances, TINY_CONFIG, seed=0, out_dir=out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def recognizer(tiny_checkpoint):
+    from models.asr.recognizer import load_recognizer
+
+    return load_recognizer(tiny_checkpoint)
+
+
+@pytest.fixture(scope="session")
+def speech(tiny_utterances) -> tuple[np.ndarray, int]:
+    """One synthetic utterance: (float32 samples (n,), 16000)."""
+    from models.audio import read_audio
+
+    return read_audio(tiny_utterances[0].path)
+
+
+@pytest.fixture(scope="session")
+def mosquitto():
+    if find_mosquitto() is None:
+        pytest.fail(MOSQUITTO_HINT, pytrace=False)
+    with MosquittoBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def amqtt_broker():
+    with EmbeddedBroker() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def device_on_mosquitto(recognizer, mosquitto):
+    with DeviceServer(recognizer, "dev-m", mosquitto.url, profile_report={"profile": "host"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def device_on_amqtt(recognizer, amqtt_broker):
+    with DeviceServer(recognizer, "dev-a", amqtt_broker.url, profile_report={"profile": "host"}) as server:
+        yield server

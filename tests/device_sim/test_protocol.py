@@ -1,0 +1,132 @@
+"""Wire contract: framing, header checks, topics, URLs (no broker needed)."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from device_sim.protocol import (
+    DEFAULT_LIMITS,
+    SCHEMA_VERSION,
+    ErrorCode,
+    Limits,
+    ProtocolError,
+    client_id_from_request_topic,
+    encode_audio,
+    encode_request,
+    make_header,
+    parse_broker_url,
+    parse_header,
+    peek_correlation,
+    request_topic,
+    response_topic,
+    split_frame,
+)
+
+REPLY = response_topic("dev", "alice")
+
+
+def _head(**changes) -> bytes:
+    h = make_header("c1", REPLY, 16000, {}) | changes
+    return json.dumps(h).encode()
+
+
+def test_frame_round_trip():
+    audio = encode_audio(np.zeros(1600, np.float32), 16000)
+    header = make_header("abc", REPLY, 16000, {"top_k": 3})
+    head, body = split_frame(encode_request(header, audio))
+    assert body == audio
+    assert parse_header(head, expected_reply_to=REPLY) == header
+    assert peek_correlation(encode_request(header, audio)) == "abc"
+
+
+@pytest.mark.parametrize(
+    "payload, code",
+    [
+        (b"", ErrorCode.MALFORMED_FRAME),
+        (b"\x00\x00", ErrorCode.MALFORMED_FRAME),
+        (struct.pack(">I", 0) + b"x", ErrorCode.MALFORMED_FRAME),
+        (struct.pack(">I", 50) + b"{}", ErrorCode.MALFORMED_FRAME),
+        (struct.pack(">I", 10**6) + b"{}", ErrorCode.MALFORMED_FRAME),
+        (b"\x00" * (DEFAULT_LIMITS.max_payload_bytes + 1), ErrorCode.PAYLOAD_TOO_LARGE),
+    ],
+)
+def test_split_frame_refuses(payload, code):
+    with pytest.raises(ProtocolError) as e:
+        split_frame(payload)
+    assert e.value.code == code
+
+
+@pytest.mark.parametrize(
+    "head, code",
+    [
+        (b"\xff\xfe", ErrorCode.BAD_JSON),
+        (b"{not json", ErrorCode.BAD_JSON),
+        (b"[1, 2]", ErrorCode.BAD_JSON),
+        (_head(schema_version=99), ErrorCode.UNSUPPORTED_SCHEMA),
+        (_head(schema_version=None), ErrorCode.UNSUPPORTED_SCHEMA),
+        (_head(correlation=""), ErrorCode.BAD_HEADER),
+        (_head(correlation=5), ErrorCode.BAD_HEADER),
+        (_head(sample_rate="16000"), ErrorCode.BAD_HEADER),
+        (_head(sample_rate=True), ErrorCode.BAD_HEADER),
+        (_head(options=[]), ErrorCode.BAD_HEADER),
+        (_head(reply_to=None), ErrorCode.BAD_HEADER),
+        (_head(reply_to=response_topic("dev", "bob")), ErrorCode.BAD_REPLY_TOPIC),
+        (_head(options={"beam": 3}), ErrorCode.UNKNOWN_OPTION),
+        (_head(options={"top_k": 0}), ErrorCode.BAD_OPTION),
+        (_head(options={"top_k": "3"}), ErrorCode.BAD_OPTION),
+        (_head(options={"text": "two\nlines"}), ErrorCode.BAD_OPTION),
+    ],
+)
+def test_parse_header_refuses_with_distinct_code(head, code):
+    with pytest.raises(ProtocolError) as e:
+        parse_header(head, expected_reply_to=REPLY)
+    assert e.value.code == code
+
+
+def test_error_codes_are_distinct():
+    assert len({c.value for c in ErrorCode}) == len(ErrorCode)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_bytes_only_raise_protocol_errors(payload):
+    try:
+        head, _ = split_frame(payload, Limits(max_payload_bytes=200))
+        parse_header(head, expected_reply_to=REPLY)
+    except ProtocolError as e:
+        assert e.code in set(ErrorCode)
+
+
+def test_topics_and_ids():
+    assert request_topic("d1", "alice") == "voice/d1/asr/request/alice"
+    assert client_id_from_request_topic("voice/d1/asr/request/alice") == "alice"
+    with pytest.raises(ValueError):
+        request_topic("d1", "a/b")
+    with pytest.raises(ValueError):
+        response_topic("d+", "alice")
+    with pytest.raises(ValueError):
+        client_id_from_request_topic("voice/d1/status")
+
+
+def test_parse_broker_url():
+    assert parse_broker_url("mqtt://127.0.0.1:1999").port == 1999
+    assert parse_broker_url("localhost").port == 1883
+    with pytest.raises(ValueError, match="mqtt://"):
+        parse_broker_url("http://x:1")
+    with pytest.raises(ValueError, match="username"):
+        parse_broker_url("mqtt://u:p@x:1")
+
+
+def test_protocol_module_does_not_import_torch():
+    code = "import sys, device_sim.protocol; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert SCHEMA_VERSION == 1
