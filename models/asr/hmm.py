@@ -80,7 +80,8 @@ class HmmParams:
         """Estimate every parameter from state paths (frames,) and phone-id sequences.
 
         Transition counts get one pseudo-count each way; priors get one pseudo-frame per
-        state so that an unseen state keeps a finite prior.
+        state so that an unseen state keeps a finite prior; LM counts get ``lm_smoothing``
+        each (a phone never seen followed by another gets a uniform successor distribution).
         """
         n_states = n_phones * states_per_phone
         stay, leave = transition_counts(state_paths, n_states)
@@ -97,13 +98,16 @@ class HmmParams:
         for seq in phone_seqs:
             start[seq[0]] += 1.0
             np.add.at(bigram, (seq[:-1], seq[1:]), 1.0)
+        bigram[bigram.sum(axis=1) == 0] = 1.0  # a phone never followed: uniform successor
+        with np.errstate(divide="ignore"):  # unseen events without smoothing: log 0 = -inf
+            lm_start, lm_bigram = np.log(start / start.sum()), np.log(bigram / bigram.sum(axis=1, keepdims=True))
         return cls(
             states_per_phone=states_per_phone,
             log_self=log_self,
             log_next=log_next,
             log_priors=log_priors,
-            lm_start=np.log(start / start.sum()),
-            lm_bigram=np.log(bigram / bigram.sum(axis=1, keepdims=True)),
+            lm_start=lm_start,
+            lm_bigram=lm_bigram,
         )
 
     def to_dict(self) -> dict:
