@@ -116,7 +116,9 @@ class Lexicon:
     def pronounce(self, word: str) -> list[str]:
         """The first lexicon pronunciation of ``word``, else eSpeak G2P (48 set, no ``sil``).
 
-        Raises :class:`NoPronunciationError` when neither gives phones.
+        Raises :class:`NoPronunciationError` when neither gives phones. Tokens without
+        letters (``1984``) are not guessed by G2P (year or count?): spell them out in the
+        transcript.
         """
         prons = self.entries.get(word.upper())
         if prons:
