@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from auditor.corpora.errors import CorpusError
+from auditor.corpora.errors import CorpusError, count_by_reason
 
 FORMATS = click.Choice(["timit", "kaldi"])
 
@@ -149,7 +149,6 @@ def prepare(
 )
 def check(corpus_dir: Path, fmt: str, include_sa: bool | None) -> None:
     """Read a corpus, print its counts and every problem; exit 1 if there is any."""
-    from auditor.corpora.errors import count_by_reason
     from auditor.corpora.prepare import check_corpus
 
     try:

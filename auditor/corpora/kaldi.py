@@ -57,16 +57,16 @@ class _Table:
                 line = raw.strip()
                 if not line:
                     continue
-                key, _, value = line.partition(" ") if " " in line else line.partition("\t")
+                key, value = (line.split(None, 1) + [""])[:2]  # first field, rest of the line
                 value = value.strip()
                 if key in self.rows or key in self.bad:
-                    first = self.rows.pop(key, (None,))[0]
+                    self.rows.pop(key, None)
                     self.bad.add(key)
                     problems.append(
                         CorpusError(
                             path,
                             "duplicate id",
-                            f"{key} also on line {first}",
+                            f"{key} appears more than once",
                             line=lineno,
                             utt_id=key,
                         )
