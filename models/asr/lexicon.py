@@ -69,7 +69,9 @@ class Lexicon:
     ['sil', 'l', 'ay', 'cl', 'k', 'sil']
     """
 
-    def __init__(self, entries: dict[str, list[list[str]]], *, g2p: bool = True, voice: str = "en-us"):
+    def __init__(
+        self, entries: dict[str, list[list[str]]], *, g2p: bool = True, voice: str = "en-us"
+    ):
         self.entries = {w.upper(): [list(p) for p in prons] for w, prons in entries.items()}
         self.g2p = g2p
         self.voice = voice
@@ -137,7 +139,9 @@ class Lexicon:
         try:
             from models.asr.espeak import text_to_phones48
         except ImportError as e:
-            raise NoPronunciationError(word, f"not in the lexicon; eSpeak G2P unavailable ({e})") from e
+            raise NoPronunciationError(
+                word, f"not in the lexicon; eSpeak G2P unavailable ({e})"
+            ) from e
         try:
             return list(text_to_phones48(word.lower(), voice=self.voice))
         except ValueError as e:  # no phonemes, or an eSpeak phoneme without a 48-set mapping
