@@ -3,8 +3,10 @@
 Layout: ``<root>/{TRAIN,TEST}/<DIALECT>/<SPEAKER>/<SENTENCE>.{WAV,PHN,WRD,TXT}``, in upper
 or lower case. ``.WAV`` is NIST SPHERE (or any format :func:`models.audio.read_audio`
 reads); ``.PHN`` / ``.WRD`` lines are ``begin end label`` in samples (end exclusive);
-``.TXT`` is ``begin end sentence``. Phones are folded 61 -> 48 (``q`` dropped, ``h#`` and
-``pau`` -> ``sil``) and kept as the utterance's alignment. Utterance ids are
+``.TXT`` is ``begin end sentence``. A converted copy ``SA1.WAV.wav`` (RIFF, as some
+distributions ship) serves as the audio when the SPHERE ``SA1.WAV`` is absent. Phones are
+folded 61 -> 48 (``q`` dropped, ``h#`` and ``pau`` -> ``sil``) and kept as the utterance's
+alignment. Utterance ids are
 ``<SPEAKER>_<SENTENCE>`` in upper case (``FCJF0_SI1027``).
 
 SA sentences (``SA1``, ``SA2``: the same two sentences read by every speaker) are excluded
@@ -111,10 +113,12 @@ class TimitReader:
         split_dir: Path, dialect_dir: Path, speaker_dir: Path
     ) -> list[TimitFiles]:
         by_sentence: dict[str, dict[str, Path]] = {}
-        for f in sorted(speaker_dir.iterdir()):
-            ext = f.suffix.upper()
+        for f in sorted(speaker_dir.iterdir()):  # SA1.WAV sorts before SA1.WAV.wav
+            stem, ext = f.stem.upper(), f.suffix.upper()
+            if ext == ".WAV" and stem.endswith(".WAV"):  # SA1.WAV.wav: a RIFF copy of SA1.WAV
+                stem = stem[: -len(".WAV")]
             if f.is_file() and ext in _EXTENSIONS:
-                by_sentence.setdefault(f.stem.upper(), {}).setdefault(ext, f)
+                by_sentence.setdefault(stem, {}).setdefault(ext, f)
         speaker = speaker_dir.name.upper()
         return [
             TimitFiles(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+import soundfile as sf
 
 from auditor.corpora.errors import CorpusError
 from auditor.corpora.timit import TimitReader
 from auditor.corpora.timit_lists import CORE_TEST_SPEAKERS, DEV_SPEAKERS, timit_set
+from models.audio import read_audio
 
 
 def read_all(root, **options):
@@ -147,3 +149,17 @@ def test_standard_speaker_lists():
     assert timit_set("TEST", "FAKS0") == "dev"
     assert timit_set("TEST", "MZZZ0") == "test"
     assert timit_set("TRAIN", "MDAB0") == "train"
+
+
+def test_converted_riff_copies_serve_as_audio(timit_tree):
+    spk = speaker_dir(timit_tree)
+    for sentence in ("SI1027", "SX127"):
+        sphere = spk / f"{sentence}.WAV"
+        samples, sr = read_audio(sphere)
+        sf.write(spk / f"{sentence}.WAV.wav", samples, sr, subtype="PCM_16")
+    (spk / "SI1027.WAV").unlink()
+    utts, problems = read_all(timit_tree)
+    assert problems == [] and len(utts) == 6  # no stray "SI1027.WAV" utterance
+    mine = {u.utt_id: u.path for u in utts if u.speaker == "FCJF0"}
+    assert mine["FCJF0_SI1027"].endswith("SI1027.WAV.wav")
+    assert mine["FCJF0_SX127"].endswith("SX127.WAV")  # the SPHERE original is preferred
