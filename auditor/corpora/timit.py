@@ -6,8 +6,7 @@ reads); ``.PHN`` / ``.WRD`` lines are ``begin end label`` in samples (end exclus
 ``.TXT`` is ``begin end sentence``. A converted copy ``SA1.WAV.wav`` (RIFF, as some
 distributions ship) serves as the audio when the SPHERE ``SA1.WAV`` is absent. Phones are
 folded 61 -> 48 (``q`` dropped, ``h#`` and ``pau`` -> ``sil``) and kept as the utterance's
-alignment. Utterance ids are
-``<SPEAKER>_<SENTENCE>`` in upper case (``FCJF0_SI1027``).
+alignment. Utterance ids are ``<SPEAKER>_<SENTENCE>`` in upper case (``FCJF0_SI1027``).
 
 SA sentences (``SA1``, ``SA2``: the same two sentences read by every speaker) are excluded
 from real TIMIT by default, as in every standard recipe. The synthetic corpus marks its
