@@ -1,0 +1,157 @@
+"""``device-sim train`` and ``device-sim eval``: the vendor trains and scores the speaker's recognizer.
+
+``train`` mirrors :func:`models.asr.train.train_recognizer` (utterances from a manifest,
+optionally restricted to one split of a splits file); ``eval`` mirrors
+:func:`models.asr.evaluate.evaluate_recognizer` and prints PER overall and per speaker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import click
+
+from models.manifest import ManifestError, manifest_path, read_manifest
+from models.splits import SplitError, speakers_of
+
+
+def _utterances(manifest: Path, splits: Path | None, split: str | None, speakers: tuple[str, ...]):
+    if (splits is None) != (split is None):
+        raise click.UsageError("--splits and --split go together")
+    wanted = set(speakers) or None
+    try:
+        if splits is not None:
+            in_split = set(speakers_of(splits, split))
+            wanted = in_split if wanted is None else wanted & in_split
+        return read_manifest(manifest, None if wanted is None else sorted(wanted))
+    except (ManifestError, SplitError) as e:
+        raise click.ClickException(str(e)) from e
+
+
+@click.command()
+@click.option("--manifest", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Manifest JSONL or prepared-corpus folder.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Checkpoint folder to write (model.safetensors, model.json, data.json).")
+@click.option("--splits", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Speaker splits JSON; with --split, train only on that split's speakers.")
+@click.option("--split", default=None, help="Split name, e.g. target_members.")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="YAML of config overrides (see models/asr/config.py).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Max epochs of the final stage.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of split, init and shuffling.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Feature cache folder [default: 'features' beside the manifest].")
+def train(
+    manifest: Path,
+    out: Path,
+    splits: Path | None,
+    split: str | None,
+    config_path: Path | None,
+    epochs: int | None,
+    seed: int,
+    threads: int | None,
+    cache_dir: Path | None,
+) -> None:
+    """Train the recognizer on the manifest's speakers (or one split of them)."""
+    import torch
+
+    from models.asr.config import ConfigError, load_config
+    from models.asr.train import TrainingDataError, train_recognizer
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        config = load_config(config_path, {"training": {"epochs": epochs}} if epochs else None)
+    except ConfigError as e:
+        raise click.UsageError(str(e)) from e
+    utts = _utterances(manifest, splits, split, ())
+    cache = cache_dir if cache_dir is not None else manifest_path(manifest).parent / "features"
+    try:
+        rec, report = train_recognizer(utts, config, seed=seed, out_dir=out, cache_dir=cache)
+    except TrainingDataError as e:
+        raise click.ClickException(str(e)) from e
+    d = report["data"]
+    click.echo(f"model {rec.model_id} written to {out}")
+    click.echo(
+        f"speakers {d['speakers']}  train {d['train']}  dev {d['dev']}  held out {d['heldout']}  "
+        f"skipped {d['skipped']}  targets: {report['targets']}"
+    )
+    for s in report["skipped"]:
+        click.echo(f"  skipped {s['utt_id']}: {s['reason']}")
+    last = report["epochs"][-1]
+    click.echo(
+        f"epochs {len(report['epochs'])}  last dev PER {last['dev_per']:.3f}  "
+        f"train {report['train_frames_per_second']:.0f} frames/s  wall {report['wall_seconds']:.0f} s"
+    )
+
+
+@click.command()
+@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              required=True, help="Checkpoint folder.")
+@click.option("--manifest", type=click.Path(exists=True, path_type=Path), required=True,
+              help="Manifest JSONL or prepared-corpus folder.")
+@click.option("--speakers", multiple=True, help="Evaluate only these speakers (repeatable).")
+@click.option("--splits", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Speaker splits JSON; with --split, evaluate only that split's speakers.")
+@click.option("--split", default=None, help="Split name, e.g. target_nonmembers.")
+@click.option("--utterances", "subset", type=click.Choice(["all", "train", "dev", "heldout", "unseen"]),
+              default="all", show_default=True,
+              help="Which utterances by the checkpoint's data.json: 'unseen' = not trained on.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the full result (per utterance) as JSON.")
+def evaluate(
+    model_dir: Path,
+    manifest: Path,
+    speakers: tuple[str, ...],
+    splits: Path | None,
+    split: str | None,
+    subset: str,
+    batch_size: int,
+    threads: int | None,
+    json_out: Path | None,
+) -> None:
+    """Decode a manifest's utterances and print PER (39 phones) overall and per speaker."""
+    from models.asr.evaluate import evaluate_recognizer
+    from models.asr.recognizer import CheckpointError, load_recognizer
+    from models.asr.train import DATA_JSON_NAME
+
+    try:
+        rec = load_recognizer(model_dir, threads=threads)
+    except CheckpointError as e:
+        raise click.ClickException(str(e)) from e
+    utts = _utterances(manifest, splits, split, speakers)
+    if subset != "all":
+        data_path = model_dir / DATA_JSON_NAME
+        if not data_path.is_file():
+            raise click.ClickException(f"{data_path}: missing; needed for --utterances {subset}")
+        data = json.loads(data_path.read_text())
+        trained = set(data["train"])
+        keep = (lambda u: u.utt_id not in trained) if subset == "unseen" else (lambda u: u.utt_id in set(data[subset]))
+        utts = [u for u in utts if keep(u)]
+    if not utts:
+        raise click.ClickException("no utterances to evaluate")
+    result = evaluate_recognizer(rec, utts, batch_size=batch_size)
+    o = result["overall"]
+    click.echo(f"model {rec.model_id}  utterances {o['utterances']}  skipped {len(result['skipped'])}")
+    for s in result["skipped"]:
+        click.echo(f"  skipped {s['utt_id']}: {s['reason']}")
+    click.echo(f"{'speaker':<16}{'utts':>6}{'ref':>8}{'sub':>6}{'del':>6}{'ins':>6}{'PER%':>8}{'loglike/fr':>12}")
+    for spk, d in result["per_speaker"].items():
+        n = sum(1 for r in result["utterances"] if r["speaker"] == spk)
+        click.echo(
+            f"{spk:<16}{n:>6}{d['ref_len']:>8}{d['subs']:>6}{d['dels']:>6}{d['ins']:>6}"
+            f"{100 * d['per']:>8.2f}{d['mean_log_like_per_frame']:>12.3f}"
+        )
+    click.echo(
+        f"{'OVERALL':<16}{o['utterances']:>6}{o['ref_len']:>8}{o['subs']:>6}{o['dels']:>6}{o['ins']:>6}"
+        f"{100 * o['per']:>8.2f}{o['mean_log_like_per_frame']:>12.3f}"
+    )
+    if json_out is not None:
+        json_out.write_text(json.dumps(result, indent=1))
