@@ -193,3 +193,14 @@ def test_validate_manifest_names_the_manifest_line(good_utterance, tmp_path):
     with pytest.raises(CorpusError) as e:
         validate_manifest(manifest)
     assert (e.value.reason, e.value.path, e.value.line) == ("duplicate id", str(manifest), 2)
+
+
+def test_lenient_prepare_of_a_broken_kaldi_dir(kaldi_dir, tmp_path):
+    (kaldi_dir / "wav" / "s2_a.flac").unlink()
+    spk2gender = kaldi_dir / "spk2gender"
+    spk2gender.write_text(spk2gender.read_text() + "s9 f\n")
+    with pytest.raises(CorpusError, match="speaker s9 has no utterances"):
+        prepare_corpus(kaldi_dir, "kaldi", tmp_path / "strict", progress=False)
+    result = prepare_corpus(kaldi_dir, "kaldi", tmp_path / "m", lenient=True, progress=False)
+    assert result.counts["utterances"] == 2
+    assert result.skipped_counts == {"missing audio": 1, "speaker without utterances": 1}

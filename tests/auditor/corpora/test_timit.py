@@ -163,3 +163,15 @@ def test_converted_riff_copies_serve_as_audio(timit_tree):
     mine = {u.utt_id: u.path for u in utts if u.speaker == "FCJF0"}
     assert mine["FCJF0_SI1027"].endswith("SI1027.WAV.wav")
     assert mine["FCJF0_SX127"].endswith("SX127.WAV")  # the SPHERE original is preferred
+
+
+def test_reads_the_synthetic_corpus_with_its_sa_sentences(tiny_synth_corpus):
+    utts, problems = read_all(tiny_synth_corpus)
+    assert problems == []
+    assert len(utts) == 16 and len({u.speaker for u in utts}) == 4  # 4 speakers x 4 sentences
+    assert sum(u.meta["sentence"] in ("SA1", "SA2") for u in utts) == 8
+    for u in utts:
+        n_samples = round(u.duration * u.sample_rate)
+        assert u.alignment[0][2] == u.alignment[-1][2] == "sil"
+        assert all(0 <= b < e <= n_samples for b, e, _ in u.alignment)
+        assert u.gender in ("m", "f") and u.text
