@@ -115,12 +115,20 @@ class KaldiReader:
     def scan(self) -> tuple[list[KaldiUtterance], list[CorpusError]]:
         """Join the data dir's files per utterance; return the utterances and the problems.
 
-        Raises :class:`CorpusError` when ``wav.scp``, ``text`` or ``utt2spk`` is missing or
-        ``lexicon.txt`` has a bad line (reported once, not per utterance). An utterance with any problem is left out of the
+        Raises :class:`CorpusError` when ``wav.scp``, ``text`` or ``utt2spk`` is missing,
+        ``lexicon.txt`` has a bad line (reported once, not per utterance) or the dir has a
+        ``segments`` file (not supported). An utterance with any problem is left out of the
         returned list and its problem is in the returned problems.
         """
         if not self.data_dir.is_dir():
             raise CorpusError(self.data_dir, "missing file", "data dir not found")
+        if (self.data_dir / "segments").is_file():
+            raise CorpusError(
+                self.data_dir / "segments",
+                "unsupported audio",
+                "utterances as segments of longer recordings are not supported; "
+                "cut them into one audio file per utterance first",
+            )
         problems: list[CorpusError] = []
         wav = _Table(self._file("wav.scp", True), problems)
         text = _Table(self._file("text", True), problems, empty_reason="empty transcript")

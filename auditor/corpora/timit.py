@@ -88,7 +88,13 @@ class TimitReader:
             raise CorpusError(self.root, "missing file", "corpus folder not found")
         split_dirs = [d for d in _subdirs(self.root) if d.name.upper() in _SPLITS]
         if not split_dirs:
-            raise CorpusError(self.root, "missing file", "no TRAIN or TEST folder (TIMIT layout)")
+            below = [
+                d for d in _subdirs(self.root) for s in _subdirs(d) if s.name.upper() in _SPLITS
+            ]
+            hint = f"; did you mean {below[0]}?" if below else ""
+            raise CorpusError(
+                self.root, "missing file", f"no TRAIN or TEST folder (TIMIT layout){hint}"
+            )
         include_sa = self._include_sa()
         refs: list[TimitFiles] = []
         problems: list[CorpusError] = []

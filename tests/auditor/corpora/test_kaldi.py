@@ -183,3 +183,9 @@ def test_reads_the_real_speechocean762_dev_subset(speechocean_dir):
     first = next(u for u in utts if u.utt_id == "000530003")
     assert first.text == "MIKE LIKES THE ORANGE ONE" and first.speaker == "0053"
     assert list(first.phones[:6]) == ["sil", "m", "ay", "cl", "k", "l"]
+
+
+def test_segments_files_are_refused(kaldi_dir):
+    (kaldi_dir / "segments").write_text("s1_a rec1 0.0 0.5\n")
+    with pytest.raises(CorpusError, match="segments of longer recordings are not supported"):
+        KaldiReader(kaldi_dir).scan()

@@ -134,8 +134,11 @@ def test_speaker_without_utterances_is_a_scan_problem(timit_tree):
     assert len(refs) == 6
 
 
-def test_root_without_train_or_test_is_refused(tmp_path):
-    with pytest.raises(CorpusError, match="no TRAIN or TEST"):
+def test_root_without_train_or_test_is_refused(tmp_path, builders):
+    with pytest.raises(CorpusError, match="no TRAIN or TEST folder [(]TIMIT layout[)]$"):
+        TimitReader(tmp_path).scan()
+    builders.make_timit_tree(tmp_path / "TIMIT", speakers=builders.SPEAKERS[:1])
+    with pytest.raises(CorpusError, match=f"did you mean {tmp_path / 'TIMIT'}"):
         TimitReader(tmp_path).scan()
 
 
