@@ -83,6 +83,7 @@ DEFAULT_SPREAD = 1.0
 #: Per-utterance jitter (half-width of a uniform draw) around the speaker's values.
 UTTERANCE_JITTER: dict[str, float] = {"rate": 8, "pitch": 3, "rms_db": 2.0, "snr_db": 3.0}
 
+ESPEAK_RATE = 22050  # Hz, eSpeak's output rate (checked in the workers)
 SX_POOL = 450  # shared sentence pool size (TIMIT has 450 SX sentences)
 PAD_S = (0.08, 0.2)  # s, silence added before and after each utterance (uniform)
 
@@ -143,7 +144,7 @@ def draw_speakers(n_speakers: int, seed: int, spread: float = DEFAULT_SPREAD) ->
         gender = "F" if rng.uniform() < 0.5 else "M"
         variant = VARIANTS[gender][int(rng.integers(len(VARIANTS[gender])))]
         speaker_id = _speaker_id(rng, gender, taken)
-        native = espeak.native_sample_rate()  # the warp kept is the rational alpha applied
+        native = ESPEAK_RATE  # the warp kept is the rational alpha really applied
         alpha = effective_alpha(native, warp_ratio(native, _uniform(rng, "vtl_alpha", spread)))
         eq_hz = float(np.exp(rng.uniform(np.log(300), np.log(4000))))
         speakers.append(
@@ -230,6 +231,10 @@ def synthesize_utterance(
     )
     synth = espeak.synthesize(text, params)
     native = synth.sample_rate
+    if native != ESPEAK_RATE:
+        raise espeak.EspeakError(
+            f"eSpeak speaks at {native} Hz, the generator expects {ESPEAK_RATE}"
+        )
     lead, trail = (int(rng.uniform(*PAD_S) * native) for _ in range(2))
     synth = _pad(synth, lead, trail)
     phones, words = align(synth, text, speaker.voice)
@@ -286,7 +291,7 @@ def synthesize_corpus(
     n_speakers : number of speakers (at least 1).
     seed : everything (speakers, sentences, noise) follows from it; same seed, same bytes.
     utterances_per_speaker : SA1 + SA2 + the rest (SX:SI = 5:3), at least 2.
-    jobs : worker processes (default: ``os.cpu_count()``); 1 runs in this process.
+    jobs : worker processes (default: ``os.cpu_count()``); each speaker gets a fresh one.
     spread : scale of the between-speaker parameter ranges (see :data:`SPEAKER_RANGES`).
 
     Returns
@@ -302,18 +307,20 @@ def synthesize_corpus(
     speakers = draw_speakers(n_speakers, seed, spread)
     jobs = max(1, min(jobs or os.cpu_count() or 1, n_speakers))
     tasks = [(str(out), spk, i, seed, utterances_per_speaker) for i, spk in enumerate(speakers)]
-    progress = tqdm(total=n_speakers, desc="synthesizing speakers", unit="spk", leave=False)
+    # eSpeak's output depends on what the process synthesized before (glottal phase, noise
+    # generator; neither seeds nor re-initialisation reset them), so every speaker is
+    # synthesized in a fresh process forked from a server that never touched eSpeak: the same
+    # call sequence from the same state gives the same bytes whatever ``jobs`` is.
+    context = get_context("forkserver")
+    context.set_forkserver_preload(["auditor.corpora.synth"])
     results = []
-    if jobs == 1:
-        for task in tasks:
-            results.append(_synthesize_speaker(task))
+    with (
+        ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool,
+        tqdm(total=n_speakers, desc="synthesizing speakers", unit="spk", leave=False) as progress,
+    ):
+        for result in pool.map(_synthesize_speaker, tasks):
+            results.append(result)
             progress.update()
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            for result in pool.map(_synthesize_speaker, tasks):
-                results.append(result)
-                progress.update()
-    progress.close()
     info = {
         "generator": "iot-privacy-auditor eSpeak NG corpus",
         "generator_version": GENERATOR_VERSION,

@@ -148,13 +148,38 @@ def _raw_segments(
             espeak_to_timit(name, family)  # raises on an unmapped phoneme
             spans.append((min(sample, n), name, None if name in PAUSES else word))
     spans = _split_merged_words(spans, text, voice)
-    out = []
+    return _share_zero_length(spans, n)
+
+
+def _share_zero_length(
+    spans: list[tuple[int, str, int | None]], n: int
+) -> list[tuple[int, int, str, int | None]]:
+    """Spans -> segments; a phoneme eSpeak gave no time (a post-vocalic ``l`` folded into
+    the vowel) shares the time of its neighbour (the previous phoneme, or the next one after a
+    pause) in equal parts. Zero-length pauses are dropped."""
+    groups: list[list[tuple[str, int | None]]] = []  # phonemes sharing one span
+    bounds: list[tuple[int, int]] = []
+    waiting: list[tuple[str, int | None]] = []  # zero-length phonemes after a pause
     for i, (start, name, w) in enumerate(spans):
         end = spans[i + 1][0] if i + 1 < len(spans) else n
+        is_pause = name in PAUSES
         if end > start:
-            out.append((start, end, name, w))
-    if {w for *_, w in out if w is not None} != set(range(len(words_of(text)))):
-        raise AlignmentError(f"{text!r}: some words got no phonemes from eSpeak")
+            groups.append([(name, w)] if is_pause else [*waiting, (name, w)])
+            bounds.append((start, end))
+            waiting = waiting if is_pause else []
+        elif not is_pause:
+            if groups and groups[-1][0][0] not in PAUSES:
+                groups[-1].append((name, w))
+            else:
+                waiting.append((name, w))
+    if waiting:
+        raise AlignmentError(f"phonemes {[p for p, _ in waiting]} got no time at the end")
+    out = []
+    for (start, end), members in zip(bounds, groups, strict=True):
+        edges = np.linspace(start, end, len(members) + 1).round().astype(int)
+        for (name, w), a, b in zip(members, edges[:-1], edges[1:], strict=True):
+            if b > a:
+                out.append((int(a), int(b), name, w))
     return out
 
 
@@ -177,8 +202,8 @@ def align(synth: Synthesis, text: str, voice: str) -> tuple[list[Segment], list[
     x, sr = synth.samples, synth.sample_rate
     family = voice_family(voice)
     raw = _raw_segments(synth, text, voice)
-    if not raw:
-        raise AlignmentError(f"{text!r}: eSpeak gave no phonemes")
+    if {w for *_, w in raw if w is not None} != set(range(len(words_of(text)))):
+        raise AlignmentError(f"{text!r}: some words got no phonemes from eSpeak")
     min_keep, max_closure = int(MIN_SEGMENT_S * sr), int(MAX_CLOSURE_S * sr)
     max_pause_closure = int(MAX_CLOSURE_AFTER_PAUSE_S * sr)
     # eSpeak's closures are digital silence, or breath noise for voices with "breath" set

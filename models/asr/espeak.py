@@ -7,7 +7,10 @@ downloaded. The synthetic corpus generator (:mod:`auditor.corpora.synth`) calls
 eSpeak keeps global state and is not thread-safe: the library is initialised once per process
 (synchronous output, phoneme events on) and every call goes through one lock. Voice parameters
 persist across voice changes inside eSpeak, so :func:`synthesize` sets every one of them for
-each utterance.
+each utterance, and it seeds eSpeak's noise generators (its own and libc's ``rand``). Even so
+the output depends on what the process synthesized before (the glottal-pulse phase carries
+over, and neither seeds nor re-initialisation reset it): the same sequence of calls in a fresh
+process gives the same samples, which is how the corpus generator gets byte-identical output.
 
 eSpeak phoneme names (its ASCII mnemonics, e.g. ``'aI``, ``tS``, ``@L``) map onto TIMIT's 61
 labels through :data:`ESPEAK_TO_TIMIT` (rhotic American voices) with overrides for the
@@ -242,6 +245,8 @@ class _Engine:
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
             ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
         ]  # fmt: skip
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+        self.libc = ctypes.CDLL(None)  # eSpeak's breath noise also draws from libc's rand()
         self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
         self.lib.espeak_TextToPhonemes.argtypes = [
             ctypes.POINTER(ctypes.c_char_p),
@@ -296,6 +301,8 @@ class _Engine:
         with self.lock:
             self.set_params(params)
             self._chunks, self._events = [], []
+            self.libc.srand(0)
+            self.lib.espeak_ng_SetRandSeed(0)
             status = self.lib.espeak_Synth(
                 raw, len(raw), 0, POS_CHARACTER, 0, CHARS_UTF8, None, None
             )
