@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-DEBS   := mosquitto
+DEBS   := mosquitto chromium
 DEMO_OUT ?= runs/demo
 
 .PHONY: demo test lint debs venv clean-venv
@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-# Debian packages the tests and the demo use (mosquitto: the real MQTT broker).
+# Debian packages the tests and the demo use (mosquitto: the real MQTT broker;
+# chromium: renders the audit summary in a test).
 debs:
 	@missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
