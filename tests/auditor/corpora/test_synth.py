@@ -1,0 +1,109 @@
+"""Synthetic eSpeak corpus: TIMIT layout, SPHERE audio, alignments, determinism, speaker draw."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from auditor.corpora.grammar import SHARED_SENTENCES, sentence, words_of
+from auditor.corpora.synth import draw_speakers, plan_sentences, synthesize_corpus
+from models.asr.espeak import CLOSURE_OF_RELEASE
+from models.asr.phones import TIMIT61
+from models.audio import read_sphere
+
+SPEAKER_ID = re.compile(r"^[FM][A-Z]{3}[0-9]$")
+
+
+def read_segments(path: Path) -> list[tuple[int, int, str]]:
+    return [
+        (int(a), int(b), lab)
+        for a, b, lab in (ln.split(None, 2) for ln in path.read_text().splitlines())
+    ]
+
+
+def corpus_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+def test_layout_and_info(tiny_synth_corpus):
+    speakers = sorted(tiny_synth_corpus.glob("TRAIN/DR[1-8]/*"))
+    assert len(speakers) == 4
+    for folder in speakers:
+        assert SPEAKER_ID.match(folder.name), folder.name
+        sents = sorted(p.stem for p in folder.glob("*.WAV"))
+        assert len(sents) == 4 and {"SA1", "SA2"} <= set(sents)
+        assert all(re.match(r"^S[AXI]\d+$", s) for s in sents)
+        for s in sents:
+            assert all((folder / f"{s}.{ext}").is_file() for ext in ("PHN", "WRD", "TXT"))
+    info = json.loads((tiny_synth_corpus / "synth_info.json").read_text())
+    assert info["seed"] == 7 and info["generator_version"]
+    assert sorted(s["speaker_id"] for s in info["speakers"]) == sorted(f.name for f in speakers)
+
+
+def test_audio_text_phones_and_words_agree(tiny_synth_corpus):
+    for wav in sorted(tiny_synth_corpus.glob("TRAIN/*/*/*.WAV")):
+        x, sr = read_sphere(wav)
+        assert sr == 16000 and 0.5 < len(x) / sr < 10 and x.std() > 0.001
+        begin, end, text = wav.with_suffix(".TXT").read_text().split(None, 2)
+        assert (int(begin), int(end)) == (0, len(x))
+        if wav.stem in ("SA1", "SA2"):
+            assert text.strip() == SHARED_SENTENCES[int(wav.stem[-1]) - 1]
+        phones = read_segments(wav.with_suffix(".PHN"))
+        assert phones[0][0] == 0 and phones[-1][1] == len(x)
+        assert phones[0][2] == "h#" and phones[-1][2] == "h#"
+        assert all(a < b for a, b, _ in phones)
+        assert all(prev[1] == nxt[0] for prev, nxt in zip(phones, phones[1:], strict=False))
+        labels = [lab for *_, lab in phones]
+        assert set(labels) <= set(TIMIT61)
+        for i, lab in enumerate(labels):  # every release comes right after its closure
+            if lab in CLOSURE_OF_RELEASE:
+                assert labels[i - 1] == CLOSURE_OF_RELEASE[lab], (wav, i, labels[i - 1 : i + 1])
+        words = read_segments(wav.with_suffix(".WRD"))
+        assert [w for *_, w in words] == words_of(text)
+        assert all(0 < a < b <= len(x) for a, b, _ in words)
+        assert all(p[1] <= n[0] for p, n in zip(words, words[1:], strict=False))
+
+
+def test_speakers_differ():
+    speakers = draw_speakers(12, seed=3)
+    assert len({s.speaker_id for s in speakers}) == 12
+    for field in ("pitch", "rate", "vtl_alpha", "snr_db", "eq_hz", "rms_db"):
+        assert len({getattr(s, field) for s in speakers}) > 6, field
+    assert {s.gender for s in speakers} == {"F", "M"}
+    assert draw_speakers(12, seed=3) == speakers
+    assert draw_speakers(12, seed=4) != speakers
+
+
+def test_sentence_plan():
+    plan = plan_sentences(5, 10, seed=1)
+    ids = [sid for sid, _ in plan]
+    assert ids[:2] == ["SA1", "SA2"] and len(set(ids)) == 10
+    assert sum(i.startswith("SX") for i in ids) == 5 and sum(i.startswith("SI") for i in ids) == 3
+    assert len({sentence(0, i) for i in range(3000)}) > 1900  # a few thousand distinct overall
+    with pytest.raises(ValueError, match="at least 2"):
+        plan_sentences(0, 1, seed=1)
+
+
+def test_same_seed_same_bytes_whatever_the_jobs(tmp_path):
+    one = synthesize_corpus(tmp_path / "one", 3, seed=11, utterances_per_speaker=3, jobs=1)
+    two = synthesize_corpus(tmp_path / "two", 3, seed=11, utterances_per_speaker=3, jobs=2)
+    assert one["utterances"] == two["utterances"] == 9 and one["seconds"] > 5
+    assert corpus_digest(tmp_path / "one") == corpus_digest(tmp_path / "two")
+    other = synthesize_corpus(tmp_path / "other", 3, seed=12, utterances_per_speaker=3, jobs=1)
+    assert other["utterances"] == 9
+    assert corpus_digest(tmp_path / "other") != corpus_digest(tmp_path / "one")
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="n_speakers"):
+        synthesize_corpus(tmp_path, 0, seed=1)
+    with pytest.raises(ValueError, match="utterances_per_speaker"):
+        synthesize_corpus(tmp_path, 1, seed=1, utterances_per_speaker=1)
