@@ -11,6 +11,7 @@ is installed, else amqtt.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import shutil
 import socket
@@ -102,6 +103,9 @@ class MosquittoBroker:
         lines = [
             f"listener {self.port} {self.host}",
             "persistence false",
+            # as root mosquitto would switch to user "mosquitto", who cannot read a private work
+            # dir; naming the current user keeps it (no-op when not started as root)
+            f"user {getpass.getuser()}",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",

@@ -78,8 +78,13 @@ def model_nbytes(network: nn.Module) -> int:
 
 def quantize_network(network: nn.Module) -> nn.Module:
     """int8 dynamic quantization of every ``nn.Linear`` (weights int8, activations float)."""
-    with warnings.catch_warnings():  # torch 2.14 flags quantized tensor creation as deprecated
+    with (
+        warnings.catch_warnings()
+    ):  # torch 2.14 flags eager quantization as deprecated (still works)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
+        warnings.filterwarnings(
+            "ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning
+        )
         return torch.ao.quantization.quantize_dynamic(
             network.eval(), {nn.Linear}, dtype=torch.qint8
         )

@@ -45,6 +45,8 @@ HEADER_LENGTH_BYTES = 4
 DEFAULT_PORT = 1883
 #: QoS of requests, answers and status.
 QOS = 1
+#: Seconds the ``auto`` protocol choice waits for a v5 CONNACK before trying MQTT 3.1.1.
+AUTO_V5_CONNACK_S = 2.0
 #: Option names a request header may carry (anything else is ``unknown_option``).
 KNOWN_OPTIONS = ("top_k", "text")
 #: Client ids and device ids: one MQTT topic level of safe characters.
@@ -357,7 +359,7 @@ def connect_mqtt(
     broker : ``mqtt://HOST:PORT`` or a parsed address.
     client_id : MQTT client id (also the last level of this client's topics).
     protocol : ``"5"``, ``"3.1.1"`` or ``"auto"`` (try v5, fall back to 3.1.1 when the broker
-        refuses it, as amqtt 0.12 does).
+        refuses it or sends no CONNACK within :data:`AUTO_V5_CONNACK_S`, as amqtt 0.12 does).
     clean : ``False`` asks for a persistent session (QoS 1 messages survive a reconnect).
     will : ``(topic, payload)`` published retained by the broker if this client vanishes.
     on_connect : ``f(client, is_v5)`` called after every (re)connection, e.g. to subscribe.
@@ -374,7 +376,15 @@ def connect_mqtt(
     if protocol not in choices:
         raise ValueError(f"protocol must be one of {sorted(choices)}, got {protocol!r}")
     last: _ConnectFailed | None = None
-    for version in choices[protocol]:
+    versions = choices[protocol]
+    for version in versions:
+        # amqtt never answers a v5 CONNECT that carries a will: in auto mode the v5 attempt gets
+        # a short CONNACK wait (a reachable broker answers in milliseconds); 3.1.1 works anyway
+        wait_s = (
+            min(timeout_s, AUTO_V5_CONNACK_S)
+            if len(versions) > 1 and version == mqtt.MQTTv5
+            else timeout_s
+        )
         try:
             client = _connect_once(
                 addr,
@@ -386,7 +396,7 @@ def connect_mqtt(
                 will,
                 on_connect,
                 on_message,
-                timeout_s,
+                wait_s,
             )
             return client, version
         except _ConnectFailed as e:
@@ -458,7 +468,10 @@ def _connect_once(
         client.loop_stop()
         client.disconnect()
         reason = outcome.get("error", f"no CONNACK within {timeout_s} s")
-        raise _ConnectFailed(reason, unsupported="Unsupported protocol" in reason)
+        # amqtt answers a v5 CONNECT with "Unsupported protocol version" or, when the CONNECT
+        # carries v5 properties, by closing the connection: both mean "try 3.1.1"
+        refused_v5 = "Unsupported protocol" in reason or "CONNACK" in reason
+        raise _ConnectFailed(reason, unsupported=is_v5 and refused_v5)
     return client
 
 

@@ -78,11 +78,15 @@ def amqtt_broker():
 
 @pytest.fixture(scope="module")
 def device_on_mosquitto(recognizer, mosquitto):
-    with DeviceServer(recognizer, "dev-m", mosquitto.url, profile_report={"profile": "host"}) as server:
+    with DeviceServer(
+        recognizer, "dev-m", mosquitto.url, profile_report={"profile": "host"}
+    ) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
 def device_on_amqtt(recognizer, amqtt_broker):
-    with DeviceServer(recognizer, "dev-a", amqtt_broker.url, profile_report={"profile": "host"}) as server:
+    with DeviceServer(
+        recognizer, "dev-a", amqtt_broker.url, profile_report={"profile": "host"}
+    ) as server:
         yield server

@@ -47,7 +47,18 @@ def test_decodes_wav_and_flac():
         (_wav(np.zeros(0, np.float32)), RATE, ErrorCode.EMPTY_AUDIO),
         (_wav(np.full(RATE, np.nan, np.float32), subtype="FLOAT"), RATE, ErrorCode.NON_FINITE),
     ],
-    ids=["junk", "nothing", "truncated", "8k", "rate-mismatch", "stereo", "long", "short", "empty", "nan"],
+    ids=[
+        "junk",
+        "nothing",
+        "truncated",
+        "8k",
+        "rate-mismatch",
+        "stereo",
+        "long",
+        "short",
+        "empty",
+        "nan",
+    ],
 )
 def test_each_broken_limit_has_its_code(data, header_rate, code):
     with pytest.raises(ProtocolError) as e:

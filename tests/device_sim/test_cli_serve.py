@@ -1,0 +1,69 @@
+"""``device-sim serve`` as a process with its own broker, ``device-sim query``, collection mode."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+from click.testing import CliRunner
+
+from device_sim.cli import main
+from device_sim.protocol import encode_audio
+
+
+def test_serve_query_collect_and_sigterm(tiny_checkpoint, speech, tmp_path):
+    samples, sr = speech
+    wav = tmp_path / "hello.wav"
+    wav.write_bytes(encode_audio(samples, sr))
+    collect = tmp_path / "kept"
+    cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(tiny_checkpoint),
+           "--device-id", "cli", "--profile", "rpi3", "--collect", str(collect)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, f"serve exited early: {''.join(lines)}"
+            lines.append(line)
+            if "online at" in line:
+                break
+        url = re.search(r"mqtt://[\d.]+:\d+", "".join(lines)).group(0)
+        assert "started private mosquitto broker" in "".join(lines) and "(int8)" in "".join(lines)
+        runner = CliRunner()
+        args = [
+            "query",
+            "--device-id",
+            "cli",
+            "--broker",
+            url,
+            "--client-id",
+            "carol",
+            "--text",
+            "hello there",
+        ]
+        result = runner.invoke(main, [*args, str(wav)])
+        assert result.exit_code == 0, result.output
+        answer = json.loads(result.output)
+        assert answer["frames"] > 0 and answer["phones"]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+        assert '"answered": 1' in proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (collect / "text").read_text().split(maxsplit=1)[1].strip() == "hello there"
+    assert (collect / "utt2spk").read_text().split() == ["carol-000001", "carol"]
+
+
+def test_query_reports_an_unreachable_broker(tmp_path):
+    wav = tmp_path / "x.wav"
+    wav.write_bytes(encode_audio([0.0] * 1600, 16000))
+    result = CliRunner().invoke(
+        main, ["query", "--device-id", "d", "--broker", "mqtt://127.0.0.1:1", str(wav)]
+    )
+    assert result.exit_code != 0 and "cannot connect" in result.output

@@ -1,0 +1,233 @@
+"""The device behind a real mosquitto (MQTT v5): answers, faults, concurrency, restarts, ACL."""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import paho.mqtt.client as mqtt
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from device_sim.acl import device_username
+from device_sim.brokers import MosquittoBroker, free_port
+from device_sim.protocol import (
+    DEFAULT_LIMITS,
+    DeviceClient,
+    DeviceTimeout,
+    ErrorCode,
+    encode_audio,
+    encode_request,
+    make_header,
+    response_topic,
+    status_topic,
+)
+from device_sim.ratelimit import RateLimiter
+from device_sim.server import DeviceServer
+
+RATE = 16000
+
+
+def pcm16(x: np.ndarray) -> np.ndarray:
+    """What the device hears after 16-bit WAV encoding of ``x``."""
+    return sf.read(io.BytesIO(encode_audio(x, RATE)), dtype="float32")[0]
+
+
+@pytest.fixture(scope="module")
+def client(device_on_mosquitto, mosquitto):
+    with DeviceClient(mosquitto.url, "dev-m", client_id="tester", timeout_s=20, retries=0) as c:
+        yield c
+
+
+def test_answer_matches_in_process_decoding(client, recognizer, speech):
+    samples, sr = speech
+    answer = client.transcribe(samples, sr, {"top_k": 2})
+    hyp = recognizer.transcribe(pcm16(samples), sr, top_k=2)
+    assert client.is_v5
+    assert answer["model_id"] == recognizer.model_id
+    assert answer["phones"] == hyp.phones and answer["frames"] == hyp.frames
+    assert answer["log_like_per_frame"] == pytest.approx(hyp.log_like_per_frame, rel=1e-6)
+    assert answer["phone_confidences"] == pytest.approx(hyp.phone_confidences, rel=1e-6)
+    assert len(answer["top_k"]) == hyp.frames and len(answer["top_k"][0]) == 2
+    assert answer["latency_ms"] > 0 and answer["output"] == "full"
+
+
+def test_retained_status_online(client, recognizer):
+    status = client.status()
+    assert status["state"] == "online" and status["model_id"] == recognizer.model_id
+    assert status["profile"] == {"profile": "host"} and status["limits"] == DEFAULT_LIMITS.to_dict()
+
+
+def _wav(x: np.ndarray, rate: int = RATE, subtype: str = "PCM_16") -> bytes:
+    buf = io.BytesIO()
+    sf.write(buf, x, rate, format="WAV", subtype=subtype)
+    return buf.getvalue()
+
+
+def _frame(audio: bytes, rate: int = RATE, **header) -> bytes:
+    h = make_header("fault", response_topic("dev-m", "tester"), rate, {}) | header
+    return encode_request(h, audio)
+
+
+TONE = (0.2 * np.sin(np.arange(RATE) / 7)).astype(np.float32)
+FAULTS = {
+    "not-audio": (_frame(b"RIFF but no wave at all" * 10), ErrorCode.NOT_AUDIO),
+    "truncated-wav": (_frame(_wav(TONE)[:12000]), ErrorCode.TRUNCATED_AUDIO),
+    "wrong-rate": (_frame(_wav(TONE, 8000), 8000), ErrorCode.BAD_SAMPLE_RATE),
+    "stereo": (_frame(_wav(np.stack([TONE, TONE], 1))), ErrorCode.NOT_MONO),
+    "oversized": (_frame(b"\0" * DEFAULT_LIMITS.max_payload_bytes), ErrorCode.PAYLOAD_TOO_LARGE),
+    "too-long": (_frame(_wav(np.tile(TONE, 31))), ErrorCode.TOO_LONG),
+    "nan": (_frame(_wav(np.full(RATE, np.nan, np.float32), subtype="FLOAT")), ErrorCode.NON_FINITE),
+    "malformed-header": (struct.pack(">I", 9999) + b"{}", ErrorCode.MALFORMED_FRAME),
+    "bad-json": (struct.pack(">I", 5) + b"{oops" + _wav(TONE), ErrorCode.BAD_JSON),
+    "unknown-schema": (_frame(_wav(TONE), schema_version=7), ErrorCode.UNSUPPORTED_SCHEMA),
+    "unknown-option": (_frame(_wav(TONE), options={"beam": 9}), ErrorCode.UNKNOWN_OPTION),
+    "foreign-reply-topic": (
+        _frame(_wav(TONE), reply_to="voice/dev-m/asr/response/x"),
+        ErrorCode.BAD_REPLY_TOPIC,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_each_fault_gets_its_code_and_the_device_keeps_serving(client, speech, name):
+    payload, code = FAULTS[name]
+    answer = client.request_payload(payload, correlation="fault")
+    assert answer["error"]["code"] == code, answer
+    assert answer["correlation"] == "fault"  # from the header, or from MQTT v5 CorrelationData
+    assert client.transcribe(*speech)["frames"] > 0
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.binary(max_size=3000))
+def test_random_payloads_are_answered(client, payload):
+    answer = client.request_payload(payload, correlation="fuzz")
+    assert answer["error"]["code"] in set(ErrorCode)
+
+
+def test_concurrent_clients_never_mix_answers(device_on_mosquitto, mosquitto, recognizer, speech):
+    samples, sr = speech
+    lengths = [
+        RATE // 2 + 1600 * i for i in range(8)
+    ]  # distinct durations -> distinct frame counts
+    expected = {n: recognizer.transcribe(pcm16(samples[:n]), sr).frames for n in lengths}
+
+    def user(i: int) -> list[tuple[int, int]]:
+        with DeviceClient(
+            mosquitto.url, "dev-m", client_id=f"user{i}", timeout_s=30, retries=0
+        ) as dev:
+            out = []
+            for j in range(3):
+                n = lengths[(i + j) % len(lengths)]
+                out.append((n, dev.transcribe(samples[:n], sr)["frames"]))
+            return out
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [pair for chunk in pool.map(user, range(8)) for pair in chunk]
+    assert len(results) == 24
+    assert all(frames == expected[n] for n, frames in results)
+
+
+def test_rate_limit_is_answered_with_its_code(recognizer, mosquitto, speech):
+    limiter = RateLimiter(rate_per_s=1e-3, burst=2)
+    with DeviceServer(recognizer, "dev-rl", mosquitto.url, rate_limiter=limiter):
+        with DeviceClient(
+            mosquitto.url, "dev-rl", client_id="greedy", timeout_s=20, retries=0
+        ) as dev:
+            codes = [
+                dev.request(encode_audio(speech[0], RATE), RATE).get("error", {}).get("code")
+                for _ in range(3)
+            ]
+        with DeviceClient(
+            mosquitto.url, "dev-rl", client_id="polite", timeout_s=20, retries=0
+        ) as dev:
+            assert "error" not in dev.request(encode_audio(speech[0], RATE), RATE)
+    assert codes == [None, None, ErrorCode.RATE_LIMITED]
+
+
+def test_broker_restart_with_requests_in_flight(recognizer, speech, tmp_path):
+    samples, sr = speech
+    broker = MosquittoBroker(free_port(), workdir=tmp_path / "broker").start()
+    try:
+        with DeviceServer(recognizer, "dev-r", broker.url):
+            with DeviceClient(
+                broker.url, "dev-r", client_id="patient", timeout_s=6, retries=3
+            ) as dev:
+                with ThreadPoolExecutor(4) as pool:
+                    futures = [pool.submit(dev.transcribe, samples, sr) for _ in range(4)]
+                    time.sleep(0.05)
+                    broker.restart(down_s=1.0)
+                    answers = [f.result(timeout=60) for f in futures]
+                assert all(a["frames"] > 0 for a in answers)
+                assert dev.transcribe(samples, sr)["frames"] == answers[0]["frames"]
+                assert dev.status()["state"] == "online"  # the device re-announced itself
+    finally:
+        broker.stop()
+
+
+def test_clean_stop_and_last_will_say_offline(recognizer, mosquitto):
+    server = DeviceServer(recognizer, "dev-s", mosquitto.url).start()
+    server.stop()
+    with DeviceClient(mosquitto.url, "dev-s", timeout_s=5) as dev:
+        assert dev.status()["state"] == "offline"
+    server = DeviceServer(recognizer, "dev-s", mosquitto.url).start()
+    with DeviceClient(mosquitto.url, "dev-s", timeout_s=5) as dev:
+        assert dev.status()["state"] == "online"
+        server._client.loop_stop()  # the device vanishes without DISCONNECT: the broker sends its will
+        server._client.socket().close()
+        deadline = time.monotonic() + 10
+        while dev.status(timeout_s=1)["state"] != "offline" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert dev.status()["state"] == "offline"
+
+
+def test_acl_keeps_answers_private(recognizer, speech, tmp_path):
+    samples, sr = speech
+    users = {device_username("dev-acl"): "dpw", "alice": "apw", "bob": "bpw"}
+    with MosquittoBroker(users=users, device_ids=["dev-acl"], workdir=tmp_path / "acl") as broker:
+        with DeviceServer(
+            recognizer, "dev-acl", broker.url, username=device_username("dev-acl"), password="dpw"
+        ):
+            spied: list[str] = []
+            bob = mqtt.Client(
+                mqtt.CallbackAPIVersion.VERSION2, client_id="bob", protocol=mqtt.MQTTv5
+            )
+            bob.username_pw_set("bob", "bpw")
+            bob.on_message = lambda c, u, msg: spied.append(msg.topic)
+            bob.connect(broker.host, broker.port)
+            bob.loop_start()
+            bob.subscribe([("voice/dev-acl/asr/response/#", 1), ("voice/+/asr/response/alice", 1)])
+            bob.publish(
+                status_topic("dev-acl"), json.dumps({"state": "offline"}), qos=1, retain=True
+            )
+            time.sleep(0.3)
+            with DeviceClient(
+                broker.url, "dev-acl", client_id="alice", username="alice", password="apw"
+            ) as dev:
+                assert dev.transcribe(samples, sr)["frames"] > 0
+                assert dev.status()["state"] == "online"  # bob cannot overwrite the device's status
+            with DeviceClient(
+                broker.url,
+                "dev-acl",
+                client_id="alice",
+                username="bob",
+                password="bpw",
+                timeout_s=1.5,
+                retries=0,
+            ) as impostor:
+                with pytest.raises(DeviceTimeout):  # the broker makes bob's client id "bob"
+                    impostor.transcribe(samples, sr)
+            time.sleep(0.3)
+            bob.loop_stop()
+            bob.disconnect()
+            assert spied == []
+            with pytest.raises(ConnectionError):
+                DeviceClient(broker.url, "dev-acl", client_id="anon").connect()
