@@ -62,6 +62,18 @@ def get_executor(
 EXECUTOR_KINDS = ("local", "ray", "serial")
 
 
+def as_executor(executor):
+    """An executor from a kind name (built with defaults) or an executor object (returned as is).
+
+    Lets estimators take ``executor="local"`` or a configured ``get_executor(...)`` result.
+    """
+    if isinstance(executor, str):
+        return get_executor(executor)
+    if not callable(getattr(executor, "map", None)):
+        raise ValueError(f"expected an executor kind {EXECUTOR_KINDS} or an executor, got {executor!r}")
+    return executor
+
+
 def default_workers(threads_per_worker: int = 1) -> int:
     """Workers that fit this machine's cores at ``threads_per_worker`` threads each."""
     return max(1, (os.cpu_count() or 1) // threads_per_worker)

@@ -61,3 +61,13 @@ def test_ray_local_instance_runs_jobs():
     finally:
         ray.shutdown()
     assert time.perf_counter() - start < 30
+
+
+def test_as_executor_accepts_names_and_objects():
+    from auditor.executor import SerialExecutor, as_executor
+
+    assert isinstance(as_executor("serial"), SerialExecutor)
+    executor = get_executor("local", max_workers=1)
+    assert as_executor(executor) is executor
+    with pytest.raises(ValueError, match="expected an executor kind"):
+        as_executor(3)

@@ -1,0 +1,73 @@
+"""Training models like the target, in parallel: the recipe and the job the executor runs.
+
+A *recipe* is how the attacker trains a model the way the target was trained (Shokri's
+assumption that the learning algorithm is known). It has ``fit(x, y, *, seed) -> model`` and
+``predict_log_proba(model, x) -> (n, C)``. :class:`CnnRecipe` is the reference paper's CNN
+(:mod:`models.vision.train`). :func:`train_and_query` is the job shadow and reference models
+run through :mod:`auditor.executor`: it trains one model and returns only its answers to the
+query sets, so no model crosses process boundaries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from models.vision.train import predict_logits, train_cnn
+
+
+@dataclass(frozen=True)
+class CnnRecipe:
+    """Train and query the reference CNN (:func:`models.vision.train.train_cnn`).
+
+    Parameters
+    ----------
+    config : dict
+        ``train_cnn`` configuration (epochs, batch size, architecture, ...), the target's.
+    """
+
+    config: dict = field(default_factory=dict)
+
+    def fit(self, x: np.ndarray, y: np.ndarray, *, seed: int):
+        """Train on images ``x (n, H, W, 3)`` and labels ``y (n,)``; returns the network."""
+        model, _ = train_cnn(x, y, self.config, seed=seed, progress=False)
+        return model
+
+    def predict_log_proba(self, model, x: np.ndarray) -> np.ndarray:
+        """float64 log-softmax of the logits, ``(n, n_classes)``."""
+        logits = torch.from_numpy(predict_logits(model, x)).double()  # (n, C)
+        return torch.log_softmax(logits, dim=1).numpy()
+
+
+def train_and_query(recipe, x_train: np.ndarray, y_train: np.ndarray,
+                    queries: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+    """Train one model with ``recipe`` and return its log-probabilities on each query set.
+
+    Returns
+    -------
+    dict
+        Query-set name -> float64 log-probabilities ``(n_query, n_classes)``.
+    """
+    model = recipe.fit(x_train, y_train, seed=seed)
+    return {name: np.asarray(recipe.predict_log_proba(model, q), dtype=np.float64)
+            for name, q in queries.items()}
+
+
+def in_out_splits(n_pool: int, size: int, n_models: int, seed: int) -> list[tuple[np.ndarray,
+                                                                               np.ndarray]]:
+    """For each of ``n_models`` shadows, disjoint random ``(in, out)`` index sets of ``size``.
+
+    Shadows draw independently (their sets may overlap, as in Shokri et al.).
+    """
+    if 2 * size > n_pool:
+        raise ValueError(f"shadow models need 2 x {size} records (in + out) but the shadow data "
+                         f"hold only {n_pool}")
+    rng = np.random.default_rng(seed)
+    splits = []
+    for _ in range(n_models):
+        order = rng.permutation(n_pool)
+        splits.append((np.sort(order[:size]), np.sort(order[size: 2 * size])))
+    return splits
