@@ -224,8 +224,9 @@ class EmbeddedBroker:
         """Start the broker thread and wait until it listens."""
         from amqtt.broker import Broker  # heavy import, only when the embedded broker is used
 
+        # amqtt logs every refused MQTT v5 attempt (clients in "auto" mode try v5 first)
         for name in ("amqtt", "transitions"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+            logging.getLogger(name).setLevel(logging.ERROR)
         started = threading.Event()
         failure: list[BaseException] = []
         self._loop = asyncio.new_event_loop()
@@ -248,8 +249,7 @@ class EmbeddedBroker:
 
         self._thread = threading.Thread(target=run, name="amqtt-broker", daemon=True)
         self._thread.start()
-        started.wait(15)
-        if failure or not wait_for_port(self.host, self.port, 5.0):
+        if not started.wait(15) or failure:
             raise BrokerUnavailable(f"amqtt did not start on port {self.port}: {failure}")
         log.info("embedded amqtt broker listening on %s", self.url)
         return self

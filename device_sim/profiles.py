@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass, replace
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+if TYPE_CHECKING:  # torch is imported where it is used: the CLI lists profiles without it
+    from torch import nn
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ def get_profile(name: str, *, quantize: bool | None = None) -> DeviceProfile:
 
 
 def _nbytes(value) -> int:
+    import torch
+
     if isinstance(value, torch.Tensor):
         return value.numel() * value.element_size()
     if isinstance(value, (tuple, list)):
@@ -78,15 +81,16 @@ def model_nbytes(network: nn.Module) -> int:
 
 def quantize_network(network: nn.Module) -> nn.Module:
     """int8 dynamic quantization of every ``nn.Linear`` (weights int8, activations float)."""
-    with (
-        warnings.catch_warnings()
-    ):  # torch 2.14 flags eager quantization as deprecated (still works)
+    import torch
+
+    # torch 2.14 flags eager-mode quantization as deprecated; it still works
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*", category=UserWarning)
         warnings.filterwarnings(
             "ignore", message="torch.ao.quantization is deprecated", category=DeprecationWarning
         )
         return torch.ao.quantization.quantize_dynamic(
-            network.eval(), {nn.Linear}, dtype=torch.qint8
+            network.eval(), {torch.nn.Linear}, dtype=torch.qint8
         )
 
 
@@ -96,6 +100,8 @@ def apply_profile(recognizer, profile: DeviceProfile) -> dict:
     Returns a report ``{profile, model_bytes, model_bytes_float, quantized}``; raises
     :class:`ModelTooLarge` (naming the sizes) when the network does not fit.
     """
+    import torch
+
     if profile.threads is not None:
         torch.set_num_threads(profile.threads)
     float_bytes = model_nbytes(recognizer.network)
