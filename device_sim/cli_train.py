@@ -31,20 +31,45 @@ def _utterances(manifest: Path, splits: Path | None, split: str | None, speakers
 
 
 @click.command()
-@click.option("--manifest", type=click.Path(exists=True, path_type=Path), required=True,
-              help="Manifest JSONL or prepared-corpus folder.")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Checkpoint folder to write (model.safetensors, model.json, data.json).")
-@click.option("--splits", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Speaker splits JSON; with --split, train only on that split's speakers.")
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Manifest JSONL or prepared-corpus folder.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint folder to write (model.safetensors, model.json, data.json).",
+)
+@click.option(
+    "--splits",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Speaker splits JSON; with --split, train only on that split's speakers.",
+)
 @click.option("--split", default=None, help="Split name, e.g. target_members.")
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=None, help="YAML of config overrides (see models/asr/config.py).")
-@click.option("--epochs", type=click.IntRange(min=1), default=None, help="Max epochs of the final stage.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of split, init and shuffling.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML of config overrides (see models/asr/config.py).",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Max epochs of the final stage."
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed of split, init and shuffling."
+)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Feature cache folder [default: 'features' beside the manifest].")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Feature cache folder [default: 'features' beside the manifest].",
+)
 def train(
     manifest: Path,
     out: Path,
@@ -91,21 +116,44 @@ def train(
 
 
 @click.command()
-@click.option("--model", "model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              required=True, help="Checkpoint folder.")
-@click.option("--manifest", type=click.Path(exists=True, path_type=Path), required=True,
-              help="Manifest JSONL or prepared-corpus folder.")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    required=True,
+    help="Checkpoint folder.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(exists=True, path_type=Path),
+    required=True,
+    help="Manifest JSONL or prepared-corpus folder.",
+)
 @click.option("--speakers", multiple=True, help="Evaluate only these speakers (repeatable).")
-@click.option("--splits", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Speaker splits JSON; with --split, evaluate only that split's speakers.")
+@click.option(
+    "--splits",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Speaker splits JSON; with --split, evaluate only that split's speakers.",
+)
 @click.option("--split", default=None, help="Split name, e.g. target_nonmembers.")
-@click.option("--utterances", "subset", type=click.Choice(["all", "train", "dev", "heldout", "unseen"]),
-              default="all", show_default=True,
-              help="Which utterances by the checkpoint's data.json: 'unseen' = not trained on.")
+@click.option(
+    "--utterances",
+    "subset",
+    type=click.Choice(["all", "train", "dev", "heldout", "unseen"]),
+    default="all",
+    show_default=True,
+    help="Which utterances by the checkpoint's data.json: 'unseen' = not trained on.",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Also write the full result (per utterance) as JSON.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Also write the full result (per utterance) as JSON.",
+)
 def evaluate(
     model_dir: Path,
     manifest: Path,
@@ -133,16 +181,24 @@ def evaluate(
             raise click.ClickException(f"{data_path}: missing; needed for --utterances {subset}")
         data = json.loads(data_path.read_text())
         trained = set(data["train"])
-        keep = (lambda u: u.utt_id not in trained) if subset == "unseen" else (lambda u: u.utt_id in set(data[subset]))
+        keep = (
+            (lambda u: u.utt_id not in trained)
+            if subset == "unseen"
+            else (lambda u: u.utt_id in set(data[subset]))
+        )
         utts = [u for u in utts if keep(u)]
     if not utts:
         raise click.ClickException("no utterances to evaluate")
     result = evaluate_recognizer(rec, utts, batch_size=batch_size)
     o = result["overall"]
-    click.echo(f"model {rec.model_id}  utterances {o['utterances']}  skipped {len(result['skipped'])}")
+    click.echo(
+        f"model {rec.model_id}  utterances {o['utterances']}  skipped {len(result['skipped'])}"
+    )
     for s in result["skipped"]:
         click.echo(f"  skipped {s['utt_id']}: {s['reason']}")
-    click.echo(f"{'speaker':<16}{'utts':>6}{'ref':>8}{'sub':>6}{'del':>6}{'ins':>6}{'PER%':>8}{'loglike/fr':>12}")
+    click.echo(
+        f"{'speaker':<16}{'utts':>6}{'ref':>8}{'sub':>6}{'del':>6}{'ins':>6}{'PER%':>8}{'loglike/fr':>12}"
+    )
     for spk, d in result["per_speaker"].items():
         n = sum(1 for r in result["utterances"] if r["speaker"] == spk)
         click.echo(

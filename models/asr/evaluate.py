@@ -68,14 +68,22 @@ def evaluate_recognizer(
                 rows.append(
                     {"utt_id": u.utt_id, "speaker": u.speaker}
                     | per(ref39, h.phones39)
-                    | {"log_like_per_frame": h.log_like_per_frame, "frames": h.frames, "hyp39": h.phones39}
+                    | {
+                        "log_like_per_frame": h.log_like_per_frame,
+                        "frames": h.frames,
+                        "hyp39": h.phones39,
+                    }
                 )
             bar.update(len(chunk))
     bar.close()
     per_speaker = per_by_speaker((r["speaker"], r) for r in rows)
     for spk, d in per_speaker.items():
-        d["mean_log_like_per_frame"] = float(np.mean([r["log_like_per_frame"] for r in rows if r["speaker"] == spk]))
+        d["mean_log_like_per_frame"] = float(
+            np.mean([r["log_like_per_frame"] for r in rows if r["speaker"] == spk])
+        )
     overall = sum_counts(rows)
-    overall["mean_log_like_per_frame"] = float(np.mean([r["log_like_per_frame"] for r in rows])) if rows else float("nan")
+    overall["mean_log_like_per_frame"] = (
+        float(np.mean([r["log_like_per_frame"] for r in rows])) if rows else float("nan")
+    )
     overall["utterances"] = len(rows)
     return {"overall": overall, "per_speaker": per_speaker, "utterances": rows, "skipped": skipped}

@@ -55,11 +55,14 @@ def check_audio(samples: np.ndarray, sample_rate: int, feat_cfg: dict, min_frame
     """Raise :class:`RecognizerInputError` for audio the recognizer cannot decode."""
     if sample_rate != feat_cfg["sample_rate"]:
         raise RecognizerInputError(
-            "bad_sample_rate", f"sample rate {sample_rate} Hz, expected {feat_cfg['sample_rate']} Hz"
+            "bad_sample_rate",
+            f"sample rate {sample_rate} Hz, expected {feat_cfg['sample_rate']} Hz",
         )
     x = np.asarray(samples)
     if x.ndim != 1:
-        raise RecognizerInputError("empty_audio", f"expected mono samples (n,), got shape {x.shape}")
+        raise RecognizerInputError(
+            "empty_audio", f"expected mono samples (n,), got shape {x.shape}"
+        )
     if x.size == 0:
         raise RecognizerInputError("empty_audio", "audio has no samples")
     if not np.all(np.isfinite(x)):
@@ -200,7 +203,11 @@ class FeatureCache:
             chunks.append(feats)
             start += feats.shape[0]
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        save_file({"feats": torch.cat(chunks).contiguous()}, str(tmp), metadata={"index": json.dumps(index)})
+        save_file(
+            {"feats": torch.cat(chunks).contiguous()},
+            str(tmp),
+            metadata={"index": json.dumps(index)},
+        )
         tmp.replace(path)
 
     def load(
@@ -238,4 +245,8 @@ class FeatureCache:
                 skipped.append({"utt_id": utt.utt_id, "reason": f"{utt.path}: {e}"})
         if path is not None and misses:
             self._write(path, cached)
-        return feats, skipped, {"hits": hits, "misses": misses, "path": None if path is None else str(path)}
+        return (
+            feats,
+            skipped,
+            {"hits": hits, "misses": misses, "path": None if path is None else str(path)},
+        )

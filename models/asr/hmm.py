@@ -27,7 +27,9 @@ def phone_ids(phones: Sequence[str]) -> np.ndarray:
         raise UnknownPhoneError(f"phone {e.args[0]!r} is not in the 48-phone set") from None
 
 
-def transition_counts(state_paths: Sequence[np.ndarray], n_states: int) -> tuple[np.ndarray, np.ndarray]:
+def transition_counts(
+    state_paths: Sequence[np.ndarray], n_states: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Self-loop and leave counts per state ((n_states,) each) from frame-level state paths."""
     stay = np.zeros(n_states)
     leave = np.zeros(n_states)
@@ -100,7 +102,10 @@ class HmmParams:
             np.add.at(bigram, (seq[:-1], seq[1:]), 1.0)
         bigram[bigram.sum(axis=1) == 0] = 1.0  # a phone never followed: uniform successor
         with np.errstate(divide="ignore"):  # unseen events without smoothing: log 0 = -inf
-            lm_start, lm_bigram = np.log(start / start.sum()), np.log(bigram / bigram.sum(axis=1, keepdims=True))
+            lm_start, lm_bigram = (
+                np.log(start / start.sum()),
+                np.log(bigram / bigram.sum(axis=1, keepdims=True)),
+            )
         return cls(
             states_per_phone=states_per_phone,
             log_self=log_self,

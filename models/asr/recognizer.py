@@ -138,7 +138,9 @@ class Recognizer:
 
     # -- features ---------------------------------------------------------------------------
 
-    def normalise(self, feats: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    def normalise(
+        self, feats: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Apply the configured CMVN to raw fbanks (frames, mel).
 
         ``stats`` overrides the statistics for ``speaker`` mode (pooled over a speaker's
@@ -192,9 +194,14 @@ class Recognizer:
             lm_weight=float(dec["lm_weight"]),
             insertion_penalty=float(dec["insertion_penalty"]),
         )
-        return [self._hypothesis(path.states, path.score, lp, top_k) for path, lp in zip(paths, log_post, strict=True)]
+        return [
+            self._hypothesis(path.states, path.score, lp, top_k)
+            for path, lp in zip(paths, log_post, strict=True)
+        ]
 
-    def _hypothesis(self, states: np.ndarray, score: float, log_post: np.ndarray, top_k: int | None) -> Hypothesis:
+    def _hypothesis(
+        self, states: np.ndarray, score: float, log_post: np.ndarray, top_k: int | None
+    ) -> Hypothesis:
         k = self.hmm.states_per_phone
         segs = states_to_phone_segments(states, k)
         post_on_path = np.exp(log_post[np.arange(states.size), states])  # (frames,)
@@ -304,5 +311,7 @@ def load_recognizer(path: str | Path, *, threads: int | None = None) -> Recogniz
         meta=doc["training"],
     )
     if rec.model_id != doc.get("model_id"):
-        raise CheckpointError(f"{p}: weights or model.json changed since saving (model_id mismatch)")
+        raise CheckpointError(
+            f"{p}: weights or model.json changed since saving (model_id mismatch)"
+        )
     return rec

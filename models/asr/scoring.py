@@ -62,7 +62,9 @@ def per(ref39: Sequence[str], hyp39: Sequence[str]) -> dict:
         else:
             ins += 1
             j -= 1
-    return with_rate({"errors": subs + dels + ins, "subs": subs, "dels": dels, "ins": ins, "ref_len": n})
+    return with_rate(
+        {"errors": subs + dels + ins, "subs": subs, "dels": dels, "ins": ins, "ref_len": n}
+    )
 
 
 def with_rate(counts: dict) -> dict:

@@ -18,7 +18,9 @@ from models.asr.hmm import phone_ids
 from models.asr.viterbi import AlignmentError
 
 
-def split_states(segment_of_frame: np.ndarray, segment_phones: np.ndarray, states_per_phone: int) -> np.ndarray:
+def split_states(
+    segment_of_frame: np.ndarray, segment_phones: np.ndarray, states_per_phone: int
+) -> np.ndarray:
     """State id per frame from each frame's segment index.
 
     Parameters
@@ -71,7 +73,9 @@ def flat_start_states(phones: np.ndarray, n_frames: int, states_per_phone: int) 
     return split_states(seg, np.asarray(phones, dtype=np.int64), states_per_phone)
 
 
-def states_to_phone_segments(states: np.ndarray, states_per_phone: int) -> list[tuple[int, int, int]]:
+def states_to_phone_segments(
+    states: np.ndarray, states_per_phone: int
+) -> list[tuple[int, int, int]]:
     """Collapse a state path into ``(phone_id, start_frame, end_frame)`` (end exclusive).
 
     A new phone starts wherever the path enters a phone's first state from another state.
@@ -80,4 +84,7 @@ def states_to_phone_segments(states: np.ndarray, states_per_phone: int) -> list[
     new = np.r_[True, (k[1:] == 0) & (states[1:] != states[:-1])]  # (frames,)
     starts = np.flatnonzero(new)
     ends = np.r_[starts[1:], states.size]
-    return [(int(states[s] // states_per_phone), int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
+    return [
+        (int(states[s] // states_per_phone), int(s), int(e))
+        for s, e in zip(starts, ends, strict=True)
+    ]

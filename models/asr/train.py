@@ -46,7 +46,7 @@ DATA_JSON_NAME = "data.json"
 
 #: Grid searched on dev after training when ``training.tune_decoding`` is true.
 ACOUSTIC_SCALES = (0.1, 0.2, 0.3, 0.5, 0.8)
-INSERTION_PENALTIES = (-2.0, 0.0, 2.0)
+INSERTION_PENALTIES = (-2.0, 0.0, 2.0, 4.0)
 
 
 class TrainingDataError(ValueError):
@@ -67,7 +67,9 @@ def speaker_fingerprint(speakers: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(sorted(set(speakers))).encode()).hexdigest()[:16]
 
 
-def split_utterances(utterances: Sequence[Utterance], heldout: int, dev: int, seed: int) -> DataSplit:
+def split_utterances(
+    utterances: Sequence[Utterance], heldout: int, dev: int, seed: int
+) -> DataSplit:
     """Per speaker: shuffle (seeded), take ``heldout``, then ``dev``, train on the rest.
 
     Raises :class:`TrainingDataError` naming a speaker with fewer than ``heldout + dev + 1``
@@ -109,7 +111,9 @@ class PreparedSet:
         return torch.from_numpy(np.concatenate(self.states)).long()  # (total frames,)
 
 
-def _normalise(utts: list[Utterance], raw: dict[str, torch.Tensor], mode: str, global_stats) -> list[torch.Tensor]:
+def _normalise(
+    utts: list[Utterance], raw: dict[str, torch.Tensor], mode: str, global_stats
+) -> list[torch.Tensor]:
     if mode == "none":
         return [raw[u.utt_id] for u in utts]
     if mode == "global":
@@ -123,7 +127,9 @@ def _normalise(utts: list[Utterance], raw: dict[str, torch.Tensor], mode: str, g
     return [apply_cmvn(raw[u.utt_id], *stats[u.speaker]) for u in utts]
 
 
-def _initial_states(utt: Utterance, phones: np.ndarray, n_frames: int, cfg: dict, use_alignment: bool) -> np.ndarray:
+def _initial_states(
+    utt: Utterance, phones: np.ndarray, n_frames: int, cfg: dict, use_alignment: bool
+) -> np.ndarray:
     k = int(cfg["hmm"]["states_per_phone"])
     if use_alignment:
         return alignment_states(utt.alignment, n_frames, cfg["features"], k)
@@ -131,7 +137,9 @@ def _initial_states(utt: Utterance, phones: np.ndarray, n_frames: int, cfg: dict
 
 
 @torch.no_grad()
-def _log_posteriors(network: torch.nn.Module, frames: SplicedFrames, lengths: list[int], chunk: int = 8192) -> list[np.ndarray]:
+def _log_posteriors(
+    network: torch.nn.Module, frames: SplicedFrames, lengths: list[int], chunk: int = 8192
+) -> list[np.ndarray]:
     network.eval()
     out = []
     for b in range(0, len(frames), chunk):
@@ -153,14 +161,21 @@ def _realign(data: PreparedSet, log_post: list[np.ndarray], hmm: HmmParams) -> i
     return failed
 
 
-def _decode_per(rec: Recognizer, data: PreparedSet, log_post: list[np.ndarray], decoding: dict | None = None) -> dict:
+def _decode_per(
+    rec: Recognizer, data: PreparedSet, log_post: list[np.ndarray], decoding: dict | None = None
+) -> dict:
     hyps = rec.decode_log_posteriors(log_post, decoding=decoding)
-    return sum_counts(per(fold_48_to_39(u.phones), h.phones39) for u, h in zip(data.utts, hyps, strict=True))
+    return sum_counts(
+        per(fold_48_to_39(u.phones), h.phones39) for u, h in zip(data.utts, hyps, strict=True)
+    )
 
 
 def _estimate_hmm(data: PreparedSet, cfg: dict) -> HmmParams:
     return HmmParams.estimate(
-        data.states, data.phones, int(cfg["hmm"]["states_per_phone"]), float(cfg["hmm"]["lm_smoothing"])
+        data.states,
+        data.phones,
+        int(cfg["hmm"]["states_per_phone"]),
+        float(cfg["hmm"]["lm_smoothing"]),
     )
 
 
@@ -234,7 +249,10 @@ def train_recognizer(
     started = time.perf_counter()
     skipped: list[dict] = []
     split = split_utterances(
-        utterances, int(tr["heldout_utterances_per_speaker"]), int(tr["dev_utterances_per_speaker"]), seed
+        utterances,
+        int(tr["heldout_utterances_per_speaker"]),
+        int(tr["dev_utterances_per_speaker"]),
+        seed,
     )
     usable = _check_phones(split.train + split.dev, skipped)
     if tr["targets"] == "auto":
@@ -243,7 +261,9 @@ def train_recognizer(
         use_alignment = tr["targets"] == "alignment"
         if use_alignment and not all(u.alignment for u in usable):
             missing = next(u.utt_id for u in usable if not u.alignment)
-            raise TrainingDataError(f"training.targets is 'alignment' but {missing} has no alignment")
+            raise TrainingDataError(
+                f"training.targets is 'alignment' but {missing} has no alignment"
+            )
     raw, feat_skipped, cache_stats = FeatureCache(cache_dir).load(
         usable, cfg["features"], int(cfg["decoding"]["min_frames"]), progress=progress
     )
@@ -255,7 +275,9 @@ def train_recognizer(
     for s in skipped:
         log.warning("skipped %s: %s", s["utt_id"], s["reason"])
     if not train.utts:
-        raise TrainingDataError(f"no usable training utterances ({len(skipped)} skipped: {skipped[:3]})")
+        raise TrainingDataError(
+            f"no usable training utterances ({len(skipped)} skipped: {skipped[:3]})"
+        )
 
     context = int(cfg["features"]["context"])
     train_frames, train_y = train.frames(context), train.target_tensor()
@@ -263,10 +285,16 @@ def train_recognizer(
     k = int(cfg["hmm"]["states_per_phone"])
     net_cfg = cfg["network"]
     network = FrameMlp(
-        train_frames.input_dim, 48 * k, list(net_cfg["hidden"]), float(net_cfg["dropout"]), bool(net_cfg["batch_norm"])
+        train_frames.input_dim,
+        48 * k,
+        list(net_cfg["hidden"]),
+        float(net_cfg["dropout"]),
+        bool(net_cfg["batch_norm"]),
     )
     lr = float(tr["learning_rate"])
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr, weight_decay=float(tr["weight_decay"]))
+    optimizer = torch.optim.Adam(
+        network.parameters(), lr=lr, weight_decay=float(tr["weight_decay"])
+    )
     gen = torch.Generator().manual_seed(seed)
     batch = int(tr["batch_size"])
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -296,13 +324,20 @@ def train_recognizer(
             n_batches += 1
         train_seconds += time.perf_counter() - t0
         trained_frames += perm.numel()
-        row = {"epoch": len(epochs_log) + 1, "stage": stage, "lr": optimizer.param_groups[0]["lr"],
-               "train_loss": total / max(n_batches, 1)}
+        row = {
+            "epoch": len(epochs_log) + 1,
+            "stage": stage,
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_loss": total / max(n_batches, 1),
+        }
         row |= evaluate_dev()
         epochs_log.append(row)
         if progress:
-            log.info("epoch %(epoch)d [%(stage)s] lr %(lr).2e train loss %(train_loss).3f "
-                     "dev loss %(dev_loss).3f dev acc %(dev_acc).3f dev PER %(dev_per).3f", row)
+            log.info(
+                "epoch %(epoch)d [%(stage)s] lr %(lr).2e train loss %(train_loss).3f "
+                "dev loss %(dev_loss).3f dev acc %(dev_acc).3f dev PER %(dev_per).3f",
+                row,
+            )
         return row
 
     @torch.no_grad()
@@ -320,17 +355,28 @@ def train_recognizer(
             "dev_per": _decode_per(rec, dev, log_post)["per"],
         }
 
-    bar = tqdm(total=len(stages) * int(tr["epochs_per_realign"]) + int(tr["epochs"]), desc="epochs",
-               disable=not progress)
+    bar = tqdm(
+        total=len(stages) * int(tr["epochs_per_realign"]) + int(tr["epochs"]),
+        desc="epochs",
+        disable=not progress,
+    )
     for _ in stages:
         for _ in range(int(tr["epochs_per_realign"])):
             row = run_epoch("pre-realign")
             bar.update()
             bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
         hmm = _estimate_hmm(train, cfg)
-        realign_failed.append(_realign(train, _log_posteriors(network, train_frames, [f.shape[0] for f in train.feats]), hmm))
+        realign_failed.append(
+            _realign(
+                train,
+                _log_posteriors(network, train_frames, [f.shape[0] for f in train.feats]),
+                hmm,
+            )
+        )
         if dev_frames is not None:
-            _realign(dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats]), hmm)
+            _realign(
+                dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats]), hmm
+            )
         train_y = train.target_tensor()
         hmm = _estimate_hmm(train, cfg)
 
@@ -361,7 +407,9 @@ def train_recognizer(
     stats = global_stats if cfg["features"]["cmvn"] == "global" else None
     if tr["tune_decoding"] and dev_frames is not None:
         rec = Recognizer(network, cfg, hmm, *(stats or (None, None)))
-        tuning = _tune_decoding(rec, dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats]))
+        tuning = _tune_decoding(
+            rec, dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats])
+        )
         cfg["decoding"] |= tuning["best"]
     speakers = sorted({u.speaker for u in utterances})
     meta = {
@@ -387,14 +435,20 @@ def train_recognizer(
     report = {
         "model_id": recognizer.model_id,
         "targets": meta["targets"],
-        "data": {k: (len(v) if isinstance(v, list) else v) for k, v in data_doc.items() if k != "dev_protocol"},
+        "data": {
+            k: (len(v) if isinstance(v, list) else v)
+            for k, v in data_doc.items()
+            if k != "dev_protocol"
+        },
         "skipped": skipped,
         "epochs": epochs_log,
         "realign_failed": realign_failed,
         "decoding_tuning": tuning,
         "decoding": dict(cfg["decoding"]),
         "feature_cache": cache_stats,
-        "train_frames_per_second": trained_frames / train_seconds if train_seconds else float("nan"),
+        "train_frames_per_second": trained_frames / train_seconds
+        if train_seconds
+        else float("nan"),
         "wall_seconds": time.perf_counter() - started,
     }
     if out_dir is not None:

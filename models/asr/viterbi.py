@@ -128,7 +128,9 @@ def forced_align(
     """
     t_max = loglikes.shape[0]
     k = hmm.states_per_phone
-    chain = (np.asarray(phones, dtype=np.int64)[:, None] * k + np.arange(k)[None, :]).ravel()  # (C,)
+    chain = (
+        np.asarray(phones, dtype=np.int64)[:, None] * k + np.arange(k)[None, :]
+    ).ravel()  # (C,)
     c = chain.size
     if t_max < c:
         raise AlignmentError(f"{t_max} frames cannot hold {len(phones)} phones x {k} states")

@@ -36,8 +36,21 @@ def test_train_then_eval_prints_per_overall_and_per_speaker(small_manifest, tmp_
     runner = CliRunner()
     res = runner.invoke(
         main,
-        ["train", "--manifest", str(small_manifest), "--out", str(ckpt), "--config", str(config),
-         "--epochs", "1", "--seed", "4", "--threads", "1"],
+        [
+            "train",
+            "--manifest",
+            str(small_manifest),
+            "--out",
+            str(ckpt),
+            "--config",
+            str(config),
+            "--epochs",
+            "1",
+            "--seed",
+            "4",
+            "--threads",
+            "1",
+        ],
     )
     assert res.exit_code == 0, res.output
     assert "targets: transcript" in res.output and "held out 6" in res.output
@@ -48,8 +61,17 @@ def test_train_then_eval_prints_per_overall_and_per_speaker(small_manifest, tmp_
 
     res = runner.invoke(
         main,
-        ["eval", "--model", str(ckpt), "--manifest", str(small_manifest), "--utterances", "heldout",
-         "--json", str(tmp_path / "eval.json")],
+        [
+            "eval",
+            "--model",
+            str(ckpt),
+            "--manifest",
+            str(small_manifest),
+            "--utterances",
+            "heldout",
+            "--json",
+            str(tmp_path / "eval.json"),
+        ],
     )
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
@@ -67,11 +89,22 @@ def test_cli_errors_are_clear(small_manifest, tmp_path):
     res = runner.invoke(main, ["eval", "--model", str(tmp_path), "--manifest", str(small_manifest)])
     assert res.exit_code != 0 and "not a recognizer checkpoint" in res.output
     res = runner.invoke(
-        main, ["train", "--manifest", str(small_manifest), "--out", str(tmp_path / "y"), "--splits",
-               str(small_manifest), "--split", "target_members"]
+        main,
+        [
+            "train",
+            "--manifest",
+            str(small_manifest),
+            "--out",
+            str(tmp_path / "y"),
+            "--splits",
+            str(small_manifest),
+            "--split",
+            "target_members",
+        ],
     )
     assert res.exit_code != 0 and "malformed splits file" in res.output
     res = runner.invoke(
-        main, ["train", "--manifest", str(small_manifest), "--out", str(tmp_path / "x"), "--split", "a"]
+        main,
+        ["train", "--manifest", str(small_manifest), "--out", str(tmp_path / "x"), "--split", "a"],
     )
     assert res.exit_code != 0 and "--splits and --split go together" in res.output

@@ -26,7 +26,9 @@ TONE_PHONES = {
 }
 
 
-def make_tone_corpus(root: Path, speakers: int, utts_per_speaker: int, seed: int) -> list[Utterance]:
+def make_tone_corpus(
+    root: Path, speakers: int, utts_per_speaker: int, seed: int
+) -> list[Utterance]:
     """Write a tone corpus under ``root`` and return its utterances (with alignments)."""
     rng = np.random.default_rng(seed)
     names = sorted(TONE_PHONES)
@@ -44,7 +46,9 @@ def make_tone_corpus(root: Path, speakers: int, utts_per_speaker: int, seed: int
                     x = np.zeros(n)
                 else:
                     f1, f2 = TONE_PHONES[p]
-                    x = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(2 * np.pi * f2 * shift * t)
+                    x = 0.3 * np.sin(2 * np.pi * f1 * shift * t) + 0.2 * np.sin(
+                        2 * np.pi * f2 * shift * t
+                    )
                 chunks.append(x + 0.003 * rng.standard_normal(n))
                 align.append((pos, pos + n, p))
                 pos += n
@@ -68,7 +72,9 @@ def make_tone_corpus(root: Path, speakers: int, utts_per_speaker: int, seed: int
 @pytest.fixture(scope="session")
 def tone_corpus(tmp_path_factory) -> list[Utterance]:
     """3 speakers x 6 tone utterances with alignments."""
-    return make_tone_corpus(tmp_path_factory.mktemp("tones"), speakers=3, utts_per_speaker=6, seed=0)
+    return make_tone_corpus(
+        tmp_path_factory.mktemp("tones"), speakers=3, utts_per_speaker=6, seed=0
+    )
 
 
 #: Small, fast training config for the tone corpus.

@@ -25,7 +25,9 @@ from .conftest import TONE_CONFIG
 def _corpus_per(rec, utts):
     batch = [read_audio(u.path) for u in utts]
     hyps = rec.transcribe_batch(batch)
-    return sum_counts(per(fold_48_to_39(u.phones), h.phones39) for u, h in zip(utts, hyps, strict=True))
+    return sum_counts(
+        per(fold_48_to_39(u.phones), h.phones39) for u, h in zip(utts, hyps, strict=True)
+    )
 
 
 def test_network_overfits_training_utterances(tone_model, tone_corpus):
@@ -116,7 +118,12 @@ def test_unusable_utterances_are_skipped_and_reported(tone_corpus, tmp_path):
     utts = [bad_phone, missing, *tone_corpus[2:]]
     cfg = TONE_CONFIG | {
         "training": TONE_CONFIG["training"]
-        | {"epochs": 1, "epochs_per_realign": 1, "tune_decoding": False, "heldout_utterances_per_speaker": 0}
+        | {
+            "epochs": 1,
+            "epochs_per_realign": 1,
+            "tune_decoding": False,
+            "heldout_utterances_per_speaker": 0,
+        }
     }
     _, report = train_recognizer(utts, cfg, seed=0, progress=False)
     reasons = {s["utt_id"]: s["reason"] for s in report["skipped"]}

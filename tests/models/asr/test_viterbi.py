@@ -70,14 +70,24 @@ def test_phone_loop_matches_brute_force(seed, n_phones, k, frames, scale, pen):
         frames = 3
     emis = rng.normal(size=(frames, s))
     best = max(
-        loop_path_score(seq, emis, hmm, scale, 0.7, pen) for seq in itertools.product(range(s), repeat=frames)
+        loop_path_score(seq, emis, hmm, scale, 0.7, pen)
+        for seq in itertools.product(range(s), repeat=frames)
     )
-    (path,) = decode_phone_loop(emis[None], np.array([frames]), hmm, acoustic_scale=scale, lm_weight=0.7, insertion_penalty=pen)
+    (path,) = decode_phone_loop(
+        emis[None],
+        np.array([frames]),
+        hmm,
+        acoustic_scale=scale,
+        lm_weight=0.7,
+        insertion_penalty=pen,
+    )
     if not np.isfinite(best):  # fewer frames than states of one phone: no valid path
         assert not np.isfinite(path.score)
         return
     assert path.score == pytest.approx(best, abs=1e-9)
-    assert loop_path_score(tuple(path.states), emis, hmm, scale, 0.7, pen) == pytest.approx(best, abs=1e-9)
+    assert loop_path_score(tuple(path.states), emis, hmm, scale, 0.7, pen) == pytest.approx(
+        best, abs=1e-9
+    )
 
 
 def test_batched_decoding_equals_one_by_one():
@@ -114,7 +124,12 @@ def chain_score(states, chain, emis, hmm, scale):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), k=st.integers(1, 3), extra=st.integers(0, 5))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 4),
+    k=st.integers(1, 3),
+    extra=st.integers(0, 5),
+)
 def test_forced_alignment_matches_brute_force(seed, n, k, extra):
     rng = np.random.default_rng(seed)
     hmm = random_hmm(rng, 3, k)
@@ -139,9 +154,12 @@ def test_forced_alignment_is_monotone_and_covers_every_phone():
     # map each frame back to its chain position: positions must be 0..C-1, each step 0 or +1
     pos = np.zeros(60, dtype=int)
     for t in range(1, 60):
-        pos[t] = pos[t - 1] if path.states[t] == chain[pos[t - 1]] and (
-            pos[t - 1] + 1 >= len(chain) or path.states[t] != chain[pos[t - 1] + 1]
-        ) else pos[t - 1] + 1
+        pos[t] = (
+            pos[t - 1]
+            if path.states[t] == chain[pos[t - 1]]
+            and (pos[t - 1] + 1 >= len(chain) or path.states[t] != chain[pos[t - 1] + 1])
+            else pos[t - 1] + 1
+        )
     assert pos[-1] == len(chain) - 1
     assert np.all(np.diff(pos) >= 0) and np.all(np.diff(pos) <= 1)
     assert np.array_equal(path.states, chain[pos])
