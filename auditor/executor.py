@@ -118,22 +118,24 @@ class LocalExecutor:
         results: list = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
         workers = min(self.max_workers, len(jobs))
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                                 initargs=(self.threads_per_worker,)) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
+                                   initargs=(self.threads_per_worker,))
+        failed = False
+        progress = tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job")
+        try:
             futures = {pool.submit(_call, fn, job): i for i, job in enumerate(jobs)}
-            progress = tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job")
-            try:
-                for future in as_completed(futures):
-                    index = futures[future]
-                    try:
-                        results[index] = future.result()
-                    except Exception as error:
-                        for other in futures:
-                            other.cancel()
-                        raise _job_error(index, fn, jobs[index], error) from error
-                    progress.update()
-            finally:
-                progress.close()
+            for future in as_completed(futures):
+                index = futures[future]
+                try:
+                    results[index] = future.result()
+                except Exception as error:
+                    failed = True
+                    raise _job_error(index, fn, jobs[index], error) from error
+                progress.update()
+        finally:
+            progress.close()
+            # On failure, do not wait for the other running jobs: report at once.
+            pool.shutdown(wait=not failed, cancel_futures=True)
         return results
 
 

@@ -241,3 +241,41 @@ def test_lira_on_the_reference_cnn():
     scores = lira.score_samples(x[:100], y[:100])
     assert lira.blackbox_.n_queries == 200  # each candidate and its mirror image
     assert membership_metrics(labels, scores, n_bootstrap=0)["auc"] > 0.75
+
+
+def test_best_threshold_hand_example():
+    from auditor.cifar.attacks.threshold import best_threshold
+
+    # Members 0.9, 0.8, 0.2; non-members 0.5, 0.3, 0.1: only ">= 0.8" gets 5 of 6 right.
+    assert best_threshold([0.9, 0.8, 0.2, 0.5, 0.3, 0.1], [1, 1, 1, 0, 0, 0]) == 0.8
+
+
+def test_threshold_chosen_on_a_shadow_model(world):
+    x, y = world["aux"]
+    answers = train_and_query(world["recipe"], x[:100], y[:100], {"in": x[:100],
+                                                                  "out": x[100:200]}, seed=5)
+    shadow_proba = np.exp(np.concatenate([answers["in"], answers["out"]]))
+    membership = np.r_[np.ones(100), np.zeros(100)]
+    attack = ThresholdAttack(world["target"], signal="entropy").fit(
+        None, membership, shadow_proba=shadow_proba)
+    assert attack.threshold_ < 0  # minus an entropy
+    assert attack.blackbox_.n_queries == 0  # the shadow answers cost no target queries
+    assert _auc(attack, world, "members", "nonmembers") > 0.7
+    decisions = attack.predict(*world["members"])
+    assert decisions.mean() > attack.predict(*world["nonmembers"]).mean()
+
+
+def test_mlleaks_data_transferring_from_another_distribution(world):
+    """Shadow data from a different 'dataset' (other class centres): top-3 features transfer."""
+    rng = np.random.default_rng(9)
+    other = _draw(rng, rng.normal(size=(N_CLASSES, DIM)) * 1.5, 400)
+    attack = MLLeaksAttack(world["target"], world["recipe"], executor="serial").fit(*other)
+    assert _auc(attack, world, "members", "nonmembers") > 0.7
+
+
+def test_shokri_raw_probability_features(world):
+    attack = ShokriAttack(world["target"], world["recipe"], n_shadows=2, shadow_size=100,
+                          features="raw", executor="serial").fit(*world["aux"])
+    assert _auc(attack, world, "members", "nonmembers") > 0.7
+    with pytest.raises(ValueError, match=r"no attack model for class\(es\) \[11\]"):
+        attack.score_samples(world["members"][0][:2], np.array([1, 11]))
