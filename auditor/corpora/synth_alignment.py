@@ -25,9 +25,9 @@ import numpy as np
 from auditor.corpora.grammar import words_of
 from models.asr.espeak import (
     CLOSURE_OF_RELEASE,
-    PAUSES,
     Synthesis,
     espeak_to_timit,
+    is_pause,
     strip_stress,
     text_to_phonemes,
     voice_family,
@@ -73,7 +73,7 @@ def _burst_offset(x: np.ndarray, start: int, end: int, sr: int) -> int | None:
 def _phoneme_counts(tokens: list[str], voice: str) -> list[int]:
     """Non-pause phoneme count of each word said on its own (eSpeak's G2P)."""
     return [
-        sum(strip_stress(p) not in PAUSES for word in text_to_phonemes(token, voice) for p in word)
+        sum(not is_pause(p) for word in text_to_phonemes(token, voice) for p in word)
         for token in tokens
     ]
 
@@ -146,7 +146,7 @@ def _raw_segments(
         else:
             name = strip_stress(value)
             espeak_to_timit(name, family)  # raises on an unmapped phoneme
-            spans.append((min(sample, n), name, None if name in PAUSES else word))
+            spans.append((min(sample, n), name, None if is_pause(name) else word))
     spans = _split_merged_words(spans, text, voice)
     return _share_zero_length(spans, n)
 
@@ -162,13 +162,13 @@ def _share_zero_length(
     waiting: list[tuple[str, int | None]] = []  # zero-length phonemes after a pause
     for i, (start, name, w) in enumerate(spans):
         end = spans[i + 1][0] if i + 1 < len(spans) else n
-        is_pause = name in PAUSES
+        pause = is_pause(name)
         if end > start:
-            groups.append([(name, w)] if is_pause else [*waiting, (name, w)])
+            groups.append([(name, w)] if pause else [*waiting, (name, w)])
             bounds.append((start, end))
-            waiting = waiting if is_pause else []
-        elif not is_pause:
-            if groups and groups[-1][0][0] not in PAUSES:
+            waiting = waiting if pause else []
+        elif not pause:
+            if groups and not is_pause(groups[-1][0][0]):
                 groups[-1].append((name, w))
             else:
                 waiting.append((name, w))

@@ -48,8 +48,16 @@ PARAM_WORDGAP = 7
 #: ``%`` unstressed, ``=`` syllabic stress) or appends for length; they are not phonemes.
 STRESS_MARKS = "'',%=;"
 
-#: eSpeak phoneme names that are pauses (``_`` short, ``_:`` clause, ``_!`` glottal, ...).
-PAUSES = frozenset({"_", "_:", "_!", "_^_", "_\x01", "||", "|"})
+#: eSpeak pause names that do not start with ``_`` (every name starting with ``_`` is a pause:
+#: ``_`` short, ``_:`` clause, ``_!`` glottal, ``_|`` word boundary, ...).
+OTHER_PAUSES = frozenset({"||", "|", ""})
+
+
+def is_pause(name: str) -> bool:
+    """Whether an eSpeak phoneme name (stress marks allowed) is a pause."""
+    base = strip_stress(name)
+    return base.startswith("_") or base in OTHER_PAUSES
+
 
 #: eSpeak phoneme (stress marks stripped) -> TIMIT-61 labels, for the rhotic American
 #: voices (``en-us``, ``en-us-nyc``). Stops and affricates give the release label only.
@@ -146,9 +154,9 @@ def espeak_to_timit(name: str, family: str = "rhotic") -> tuple[str, ...]:
 
     Raises :class:`UnmappedPhonemeError` naming the phoneme when it has no mapping.
     """
-    base = strip_stress(name)
-    if base in PAUSES or base == "":
+    if is_pause(name):
         return ()
+    base = strip_stress(name)
     overrides = FAMILY_OVERRIDES[family]
     if base in overrides:
         return overrides[base]
