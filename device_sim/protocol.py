@@ -543,6 +543,11 @@ class DeviceClient:
     def is_v5(self) -> bool:
         return self._version == mqtt.MQTTv5
 
+    @property
+    def connections(self) -> int:
+        """Successful connections so far (more than 1 after a broker restart)."""
+        return self._connections
+
     def connect(self) -> DeviceClient:
         """Connect and subscribe to this client's reply topic (waits for SUBACK)."""
         self._client, self._version = connect_mqtt(

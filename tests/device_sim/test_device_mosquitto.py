@@ -155,19 +155,26 @@ def test_rate_limit_is_answered_with_its_code(recognizer, mosquitto, speech):
 
 def test_broker_restart_with_requests_in_flight(recognizer, speech, tmp_path):
     samples, sr = speech
+    long = np.tile(samples, int(20 * sr // len(samples)) + 1)[
+        : 20 * sr
+    ]  # 20 s: decoding takes a while
     broker = MosquittoBroker(free_port(), workdir=tmp_path / "broker").start()
     try:
-        with DeviceServer(recognizer, "dev-r", broker.url):
+        with DeviceServer(recognizer, "dev-r", broker.url) as server:
             with DeviceClient(
-                broker.url, "dev-r", client_id="patient", timeout_s=6, retries=3
+                broker.url, "dev-r", client_id="patient", timeout_s=8, retries=3
             ) as dev:
+                expected = dev.transcribe(long, sr)["frames"]
                 with ThreadPoolExecutor(4) as pool:
-                    futures = [pool.submit(dev.transcribe, samples, sr) for _ in range(4)]
-                    time.sleep(0.05)
+                    futures = [pool.submit(dev.transcribe, long, sr) for _ in range(4)]
+                    time.sleep(0.1)
+                    in_flight = 5 - server.stats["answered"]
                     broker.restart(down_s=1.0)
-                    answers = [f.result(timeout=60) for f in futures]
-                assert all(a["frames"] > 0 for a in answers)
-                assert dev.transcribe(samples, sr)["frames"] == answers[0]["frames"]
+                    answers = [f.result(timeout=90) for f in futures]
+                assert in_flight > 0, "the restart came after every answer: nothing was in flight"
+                assert [a["frames"] for a in answers] == [expected] * 4
+                assert dev.connections == 2  # the client lost the broker and came back
+                assert dev.transcribe(samples, sr)["frames"] > 0
                 assert dev.status()["state"] == "online"  # the device re-announced itself
     finally:
         broker.stop()
