@@ -236,6 +236,9 @@ class DeviceServer:
             self._answer_error(
                 client_id, ErrorCode.BUSY, "request queue full; try again later", corr
             )
+        except Exception as e:  # an exception here would stop paho's network thread
+            log.exception("request from %s could not be checked", client_id)
+            self._answer_error(client_id, ErrorCode.INTERNAL, f"{type(e).__name__}: {e}", corr)
 
     # -- worker thread -----------------------------------------------------------------------
     def _work(self) -> None:

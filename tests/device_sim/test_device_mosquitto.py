@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import struct
@@ -238,3 +239,20 @@ def test_acl_keeps_answers_private(recognizer, speech, tmp_path):
             assert spied == []
             with pytest.raises(ConnectionError):
                 DeviceClient(broker.url, "dev-acl", client_id="anon").connect()
+
+
+def test_full_queue_is_answered_busy(recognizer, mosquitto, speech):
+    samples, sr = speech
+    long = encode_audio(np.tile(samples, int(20 * sr // len(samples)) + 1)[: 20 * sr], sr)
+    with DeviceServer(recognizer, "dev-q", mosquitto.url, queue_size=1) as server:
+        with DeviceClient(
+            mosquitto.url, "dev-q", client_id="eager", timeout_s=30, retries=0
+        ) as dev:
+
+            async def burst():
+                return await asyncio.gather(*(dev.arequest(long, sr) for _ in range(6)))
+
+            answers = asyncio.run(burst())
+    codes = [a.get("error", {}).get("code") for a in answers]
+    assert ErrorCode.BUSY in codes and None in codes
+    assert server.stats["answered"] == codes.count(None)
