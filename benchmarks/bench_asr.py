@@ -1,16 +1,15 @@
-"""Benchmark of the DNN-HMM recognizer: PER, the member gap, training throughput, decoding RTF.
+"""Benchmark of the DNN-HMM recognizer: PER, the member gap, training speed, decoding RTF.
 
-For a synthetic corpus (prepared manifest, with alignments) and speechocean762-dev
-(transcript-only), the speakers are shuffled with the seed and split into training speakers
-and unseen speakers; :func:`models.asr.train.train_recognizer` trains on the former (holding
-out ``heldout_utterances_per_speaker`` per speaker), then PER and mean ``log_like_per_frame``
-are measured on (a) training utterances, (b) held-out utterances of training speakers and
-(c) unseen speakers. It also measures training frames/s against a bare forward+backward+step
-of the same MLP on random tensors, decoding RTF of a 3 s utterance on 1 and 2 threads, the
-checkpoint size and, optionally, the wall time of ``device-sim train`` on the whole synthetic
-corpus. Prints a table and appends a section to ``BENCHMARKS.md``.
+For a prepared synthetic corpus (with alignments) and speechocean762-dev (transcript-only),
+the speakers are shuffled with the seed into member speakers and unseen speakers; a splits
+file is written and ``device-sim train --splits S --split target_members`` is run and timed
+(so the wall time is that of the real command). PER and mean ``log_like_per_frame`` are then
+measured on (a) the training utterances, (b) the held-out utterances of member speakers and
+(c) the unseen speakers. Also: training frames/s (from the training report) against a bare
+forward+backward+step of the same MLP on random tensors, decoding RTF of a 3 s utterance on 1
+and 2 threads, and the checkpoint size. Prints a table and appends a section to BENCHMARKS.md.
 
-    python benchmarks/bench_asr.py --synth /tmp/synth60_prep --so762 ../shared/data/speechocean762-dev
+    python benchmarks/bench_asr.py --synth /tmp/synth72_prep --so762 ../shared/data/speechocean762-dev
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import logging
+import os
 import platform
 import subprocess
 import sys
@@ -29,42 +28,46 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from models.asr.config import resolve_config
 from models.asr.evaluate import evaluate_recognizer
 from models.asr.network import FrameMlp
 from models.asr.recognizer import load_recognizer
-from models.asr.train import train_recognizer
 from models.audio import read_audio
-from models.manifest import manifest_path, read_manifest
+from models.manifest import Utterance, manifest_path, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def speaker_split(utts, n_unseen: int, seed: int):
+def speaker_split(utts: list[Utterance], n_unseen: int, seed: int) -> tuple[list[str], list[str]]:
+    """(member speakers, unseen speakers) from a seeded shuffle."""
     speakers = sorted({u.speaker for u in utts})
     order = [speakers[i] for i in np.random.default_rng(seed).permutation(len(speakers))]
-    unseen = set(order[:n_unseen])
-    return [u for u in utts if u.speaker not in unseen], [u for u in utts if u.speaker in unseen]
+    return sorted(order[n_unseen:]), sorted(order[:n_unseen])
 
 
-def member_gap(
-    name: str, utts, n_unseen: int, config: dict, seed: int, work: Path, cache: Path
-) -> dict:
-    """Train on the member speakers, evaluate the three conditions; return figures."""
-    members, unseen = speaker_split(utts, n_unseen, seed)
+def member_gap(name: str, manifest: Path, n_unseen: int, args, work: Path) -> dict:
+    """Time ``device-sim train`` on the member speakers, then evaluate the three conditions."""
+    utts = read_manifest(manifest)
+    members, unseen = speaker_split(utts, n_unseen, args.seed)
+    splits = work / f"{name}_splits.json"
+    doc = {"seed": args.seed, "splits": {"target_members": members, "target_nonmembers": unseen}}
+    splits.write_text(json.dumps(doc))
     out = work / f"{name}_ckpt"
+    cli = ["train", "--manifest", str(manifest), "--out", str(out), "--splits", str(splits)]
+    cli += ["--split", "target_members", "--seed", str(args.seed), "--threads", str(args.threads)]
+    if args.config:
+        cli += ["--config", str(args.config)]
     t0 = time.perf_counter()
-    rec, report = train_recognizer(
-        members, config, seed=seed, out_dir=out, cache_dir=cache, progress=True
-    )
+    subprocess.run([sys.executable, "-m", "device_sim.cli", *cli], check=True, cwd=REPO)
     train_s = time.perf_counter() - t0
+    report = json.loads((out / "train_report.json").read_text())
     data = json.loads((out / "data.json").read_text())
-    by_id = {u.utt_id: u for u in members}
+    rec = load_recognizer(out, threads=args.threads)
+    by_id = {u.utt_id: u for u in utts}
     rows = {}
     for cond, subset in (
         ("training utterances", [by_id[i] for i in data["train"]]),
         ("unseen utts of members", [by_id[i] for i in data["heldout"]]),
-        ("unseen speakers", unseen),
+        ("unseen speakers", [u for u in utts if u.speaker in set(unseen)]),
     ):
         o = evaluate_recognizer(rec, subset, progress=False)["overall"]
         rows[cond] = {
@@ -74,8 +77,9 @@ def member_gap(
         }
     return {
         "name": name,
-        "member_speakers": len({u.speaker for u in members}),
-        "unseen_speakers": len({u.speaker for u in unseen}),
+        "command": "device-sim " + " ".join(cli),
+        "member_speakers": len(members),
+        "unseen_speakers": len(unseen),
         "train_utterances": report["data"]["train"],
         "train_frames": rec.meta["train_frames"],
         "targets": report["targets"],
@@ -85,19 +89,18 @@ def member_gap(
         "decoding": report["decoding"],
         "rows": rows,
         "ckpt": out,
-        "hidden": config["network"]["hidden"],
+        "utts": utts,
+        "hidden": rec.config["network"]["hidden"],
+        "batch_size": rec.config["training"]["batch_size"],
     }
 
 
-def bare_throughput(input_dim: int, n_states: int, config: dict, batches: int = 300) -> float:
+def bare_throughput(arch: dict, batch_size: int, batches: int = 200) -> float:
     """Frames/s of forward+backward+Adam step of the same MLP on random tensors."""
-    net = FrameMlp(
-        input_dim, n_states, list(config["network"]["hidden"]), config["network"]["dropout"]
-    )
+    net = FrameMlp(**arch)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    bs = int(config["training"]["batch_size"])
-    x = torch.randn(bs, input_dim)
-    y = torch.randint(0, n_states, (bs,))
+    x = torch.randn(batch_size, arch["input_dim"])
+    y = torch.randint(0, arch["n_states"], (batch_size,))
     loss_fn = torch.nn.CrossEntropyLoss()
     net.train()
     for i in range(batches + 20):
@@ -107,11 +110,11 @@ def bare_throughput(input_dim: int, n_states: int, config: dict, batches: int = 
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return batches * bs / (time.perf_counter() - t0)
+    return batches * batch_size / (time.perf_counter() - t0)
 
 
-def decoding_rtf(ckpt: Path, utts, threads: int, repeats: int = 10) -> float:
-    """Real-time factor of transcribe() (features + network + Viterbi) on a 3.0 s utterance."""
+def decoding_rtf(ckpt: Path, utts: list[Utterance], threads: int, repeats: int = 20) -> float:
+    """Real-time factor of ``transcribe`` (features + network + Viterbi) on 3.0 s of audio."""
     u = min(utts, key=lambda u: abs(u.duration - 3.0) if u.duration >= 3.0 else 99.0)
     samples, sr = read_audio(u.path)
     samples = samples[: 3 * sr]
@@ -123,28 +126,8 @@ def decoding_rtf(ckpt: Path, utts, threads: int, repeats: int = 10) -> float:
     return (time.perf_counter() - t0) / repeats / (samples.size / sr)
 
 
-def full_cli_train(manifest: Path, work: Path, seed: int, threads: int) -> float:
-    """Wall seconds of ``device-sim train`` on every speaker of the manifest."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "device_sim.cli",
-        "train",
-        "--manifest",
-        str(manifest),
-        "--out",
-        str(work / "full_ckpt"),
-        "--seed",
-        str(seed),
-        "--threads",
-        str(threads),
-    ]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO)
-    return time.perf_counter() - t0
-
-
-def format_section(args, results: list[dict], extra: dict) -> str:
+def format_section(args, results: list[dict], table: dict) -> str:
+    """The BENCHMARKS.md section: machine, versions, command, figures."""
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -153,28 +136,39 @@ def format_section(args, results: list[dict], extra: dict) -> str:
         ),
         platform.processor(),
     )
+    now = datetime.datetime.now(datetime.UTC)
     lines = [
-        f"## bench_asr: DNN-HMM phone recognizer ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)",
+        f"## bench_asr: DNN-HMM phone recognizer ({now:%Y-%m-%d %H:%M} UTC)",
         "",
-        f"- machine: {torch.get_num_threads()} torch threads, `nproc` = {extra['nproc']}, CPU {cpu}; "
-        "other processes (other engineers' jobs) may have been running at the same time",
-        f"- versions: python {platform.python_version()}, torch {torch.__version__}, numpy {np.__version__}",
-        f"- command: `{' '.join(['python', *sys.argv])}`",
-        f"- seed {args.seed}; network hidden {results[0]['hidden'] if results else '-'}; "
-        "PER on the 39-phone folding; log_like_per_frame = best-path score / frames",
+        f"- machine: `nproc` = {os.cpu_count()}, CPU {cpu}; torch threads {args.threads}; load "
+        f"average at start {args.load_at_start}; other engineers' jobs may have been running",
+        f"- versions: python {platform.python_version()}, torch {torch.__version__}, "
+        f"numpy {np.__version__}",
+        f"- command: `python {' '.join(sys.argv)}` (seed {args.seed})",
+    ]
+    for r in results:
+        lines.append(
+            f"- {r['name']}: `{r['command']}`; MLP hidden {r['hidden']}, batch {r['batch_size']}; "
+            f"decoder after dev tuning: acoustic scale {r['decoding']['acoustic_scale']}, "
+            f"insertion penalty {r['decoding']['insertion_penalty']}"
+        )
+    lines += [
+        "- PER on the 39-phone folding; log_like/frame = best-path score / frames (mean over utterances)",
         "",
-        "| corpus | targets | train speakers / utts / frames | epochs | train wall s | condition | utts | PER % | log_like/frame |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| corpus | targets | member speakers / train utts / frames | unseen speakers | epochs "
+        "| `device-sim train` wall s | condition | utts | PER % | log_like/frame |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         for cond, row in r["rows"].items():
             lines.append(
                 f"| {r['name']} | {r['targets']} | {r['member_speakers']} / {r['train_utterances']} / "
-                f"{r['train_frames']} | {r['epochs']} | {r['train_seconds']:.0f} | {cond} | "
-                f"{row['utterances']} | {100 * row['per']:.1f} | {row['log_like_per_frame']:.3f} |"
+                f"{r['train_frames']} | {r['unseen_speakers']} | {r['epochs']} | {r['train_seconds']:.0f} "
+                f"| {cond} | {row['utterances']} | {100 * row['per']:.1f} | "
+                f"{row['log_like_per_frame']:.3f} |"
             )
     lines += ["", "| measure | value |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in extra["table"].items()]
+    lines += [f"| {k} | {v} |" for k, v in table.items()]
     return "\n".join(lines) + "\n\n"
 
 
@@ -184,78 +178,48 @@ def main() -> None:
     ap.add_argument("--so762", type=Path, help="speechocean762-dev Kaldi data dir")
     ap.add_argument("--synth-unseen", type=int, default=12, help="unseen synthetic speakers")
     ap.add_argument("--so762-unseen", type=int, default=15, help="unseen speechocean762 speakers")
-    ap.add_argument("--config", type=Path, help="YAML of config overrides")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--config", type=Path, help="YAML of config overrides for device-sim train")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--full-cli", action="store_true", help="also time device-sim train on all synth speakers"
-    )
-    ap.add_argument(
-        "--work", type=Path, default=None, help="folder for checkpoints (default: a temp dir)"
-    )
+    ap.add_argument("--work", type=Path, default=None, help="checkpoint folder (default: temp)")
     ap.add_argument("--out-md", type=Path, default=REPO / "BENCHMARKS.md")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args.load_at_start = " ".join(f"{x:.1f}" for x in os.getloadavg())
     torch.set_num_threads(args.threads)
-    from models.asr.config import load_config
-
-    config = load_config(args.config) if args.config else resolve_config()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench_asr_"))
     work.mkdir(parents=True, exist_ok=True)
     results, table = [], {}
     if args.synth:
-        m = manifest_path(args.synth)
-        utts = read_manifest(m)
         results.append(
-            member_gap(
-                "synthetic", utts, args.synth_unseen, config, args.seed, work, m.parent / "features"
-            )
+            member_gap("synthetic", manifest_path(args.synth), args.synth_unseen, args, work)
         )
     if args.so762:
         from auditor.corpora.prepare import prepare_corpus
 
         prepared = prepare_corpus(args.so762, "kaldi", work / "so762_prep", progress=False)
-        utts = read_manifest(prepared.manifest)
         results.append(
-            member_gap(
-                "speechocean762-dev",
-                utts,
-                args.so762_unseen,
-                config,
-                args.seed,
-                work,
-                work / "so762_prep" / "features",
-            )
+            member_gap("speechocean762-dev", prepared.manifest, args.so762_unseen, args, work)
+        )
+    for r in results:
+        arch = load_recognizer(r["ckpt"]).network.arch
+        torch.set_num_threads(args.threads)
+        bare = bare_throughput(arch, r["batch_size"])
+        table[f"{r['name']}: training frames/s (pipeline, {args.threads} threads)"] = (
+            f"{r['train_frames_per_second']:.0f}"
+        )
+        table[f"{r['name']}: bare forward+backward+step frames/s, same MLP, random tensors"] = (
+            f"{bare:.0f} (ratio pipeline/bare {r['train_frames_per_second'] / bare:.2f})"
         )
     if results:
         first = results[0]
-        rec = load_recognizer(first["ckpt"])
-        arch = rec.network.arch
-        bare = bare_throughput(arch["input_dim"], arch["n_states"], config)
-        table[f"training frames/s (pipeline, {first['name']})"] = (
-            f"{first['train_frames_per_second']:.0f}"
-        )
-        table["bare forward+backward+step frames/s (same MLP, random tensors)"] = f"{bare:.0f}"
-        table["pipeline / bare ratio"] = f"{first['train_frames_per_second'] / bare:.2f}"
-        eval_utts = read_manifest(manifest_path(args.synth)) if args.synth else utts
         for threads in (1, 2):
-            table[f"decoding RTF, 3 s utterance, {threads} thread(s)"] = (
-                f"{decoding_rtf(first['ckpt'], eval_utts, threads):.4f}"
+            rtf = decoding_rtf(first["ckpt"], first["utts"], threads)
+            table[f"decoding RTF, 3 s utterance, {threads} thread(s), {first['name']} model"] = (
+                f"{rtf:.4f}"
             )
         size = sum(p.stat().st_size for p in first["ckpt"].iterdir() if p.name.startswith("model."))
         table["checkpoint size (model.safetensors + model.json)"] = f"{size / 1e6:.2f} MB"
-        torch.set_num_threads(args.threads)
-    if args.full_cli and args.synth:
-        secs = full_cli_train(manifest_path(args.synth), work, args.seed, args.threads)
-        n = len({u.speaker for u in read_manifest(manifest_path(args.synth))})
-        table[f"`device-sim train` wall time, all {n} synthetic speakers, default config"] = (
-            f"{secs:.0f} s"
-        )
-    extra = {
-        "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
-        "table": table,
-    }
-    section = format_section(args, results, extra)
+    section = format_section(args, results, table)
     print(section)
     with args.out_md.open("a", encoding="utf-8") as f:
         f.write(section)
