@@ -22,7 +22,6 @@ import logging
 import re
 import struct
 import threading
-import time
 import uuid
 from dataclasses import asdict, dataclass
 from enum import StrEnum
@@ -736,16 +735,3 @@ def _ok(answer: dict) -> dict:
     if "error" in answer:
         raise DeviceError(answer)
     return answer
-
-
-def wait_for_status(
-    broker: str, device_id: str, state: str = "online", *, timeout_s: float = 30.0, **client_kwargs
-) -> dict:
-    """Poll the retained status topic until the device reports ``state``; returns the status."""
-    deadline = time.monotonic() + timeout_s
-    with DeviceClient(broker, device_id, **client_kwargs) as dev:
-        while time.monotonic() < deadline:
-            status = dev.status(timeout_s=min(2.0, max(0.1, deadline - time.monotonic())))
-            if status is not None and status.get("state") == state:
-                return status
-    raise DeviceTimeout(f"device {device_id!r} not {state} on {broker} within {timeout_s} s")
