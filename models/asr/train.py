@@ -194,7 +194,7 @@ def _prepare(
         ids = phone_ids(u.phones)  # checked by _check_phones
         try:
             states.append(_initial_states(u, ids, raw[u.utt_id].shape[0], cfg, use_alignment))
-        except AlignmentError as e:
+        except (AlignmentError, UnknownPhoneError) as e:  # too short, or a bad alignment label
             skipped.append({"utt_id": u.utt_id, "reason": f"{u.path}: {e}"})
             continue
         kept.append(u)

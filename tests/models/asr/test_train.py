@@ -136,3 +136,23 @@ def test_no_usable_utterance_is_a_clear_error(tone_corpus):
     bad = [dataclasses.replace(u, phones=("sil", "xx", "sil")) for u in tone_corpus]
     with pytest.raises(TrainingDataError, match="no usable training utterances"):
         train_recognizer(bad, TONE_CONFIG, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("mode", ["global", "speaker", "none"])
+def test_cmvn_modes_train_save_and_evaluate(tone_corpus, tmp_path, mode):
+    from models.asr.evaluate import evaluate_recognizer
+
+    cfg = {
+        "features": {"cmvn": mode},
+        "network": {"hidden": [32]},
+        "training": TONE_CONFIG["training"]
+        | {"epochs": 1, "epochs_per_realign": 1, "tune_decoding": False},
+    }
+    rec, _ = train_recognizer(tone_corpus, cfg, seed=1, out_dir=tmp_path, progress=False)
+    doc = json.loads((tmp_path / "model.json").read_text())
+    assert doc["cmvn"]["mode"] == mode
+    assert (doc["cmvn"]["mean"] is not None) == (mode == "global")
+    loaded = load_recognizer(tmp_path)
+    a = evaluate_recognizer(rec, tone_corpus[:4], progress=False)
+    b = evaluate_recognizer(loaded, tone_corpus[:4], progress=False)
+    assert a == b and a["overall"]["utterances"] == 4 and a["skipped"] == []
