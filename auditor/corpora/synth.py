@@ -84,6 +84,7 @@ DEFAULT_SPREAD = 1.0
 UTTERANCE_JITTER: dict[str, float] = {"rate": 8, "pitch": 3, "rms_db": 2.0, "snr_db": 3.0}
 
 ESPEAK_RATE = 22050  # Hz, eSpeak's output rate (checked in the workers)
+SPEAKERS_PER_PROCESS = 8  # speakers synthesized by one fresh worker process, in order
 SX_POOL = 450  # shared sentence pool size (TIMIT has 450 SX sentences)
 PAD_S = (0.08, 0.2)  # s, silence added before and after each utterance (uniform)
 
@@ -261,9 +262,10 @@ def _write_utterance(folder: Path, sent_id: str, text: str, pcm, phones, words) 
     (folder / f"{sent_id}.TXT").write_text(f"0 {len(pcm)} {text}\n")
 
 
-def _synthesize_speaker(args: tuple) -> tuple[str, int, int]:
-    """Worker: write all utterances of one speaker; returns (speaker id, utterances, samples)."""
-    out_dir, speaker, speaker_index, seed, n_utterances = args
+def _synthesize_speaker(
+    out_dir: str, speaker: Speaker, speaker_index: int, seed: int, n_utterances: int
+) -> tuple[int, int]:
+    """Write all utterances of one speaker; returns (utterances, samples)."""
     folder = Path(out_dir) / "TRAIN" / f"DR{speaker.dialect_region}" / speaker.speaker_id
     folder.mkdir(parents=True, exist_ok=True)
     total = 0
@@ -272,7 +274,16 @@ def _synthesize_speaker(args: tuple) -> tuple[str, int, int]:
         pcm, phones, words = synthesize_utterance(speaker, text, seed, speaker_index, utt_index)
         _write_utterance(folder, sent_id, text, pcm, phones, words)
         total += len(pcm)
-    return speaker.speaker_id, len(plan), total
+    return len(plan), total
+
+
+def _synthesize_block(args: tuple) -> list[tuple[int, int]]:
+    """Worker (a fresh process): one block of consecutive speakers, in order."""
+    out_dir, block, first_index, seed, n_utterances = args
+    return [
+        _synthesize_speaker(out_dir, speaker, first_index + k, seed, n_utterances)
+        for k, speaker in enumerate(block)
+    ]
 
 
 def synthesize_corpus(
@@ -291,7 +302,8 @@ def synthesize_corpus(
     n_speakers : number of speakers (at least 1).
     seed : everything (speakers, sentences, noise) follows from it; same seed, same bytes.
     utterances_per_speaker : SA1 + SA2 + the rest (SX:SI = 5:3), at least 2.
-    jobs : worker processes (default: ``os.cpu_count()``); each speaker gets a fresh one.
+    jobs : worker processes (default: ``os.cpu_count()``); each block of
+        :data:`SPEAKERS_PER_PROCESS` speakers gets a fresh one.
     spread : scale of the between-speaker parameter ranges (see :data:`SPEAKER_RANGES`).
 
     Returns
@@ -305,22 +317,27 @@ def synthesize_corpus(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     speakers = draw_speakers(n_speakers, seed, spread)
-    jobs = max(1, min(jobs or os.cpu_count() or 1, n_speakers))
-    tasks = [(str(out), spk, i, seed, utterances_per_speaker) for i, spk in enumerate(speakers)]
-    # eSpeak's output depends on what the process synthesized before (glottal phase, noise
-    # generator; neither seeds nor re-initialisation reset them), so every speaker is
-    # synthesized in a fresh process forked from a server that never touched eSpeak: the same
-    # call sequence from the same state gives the same bytes whatever ``jobs`` is.
+    # eSpeak's output depends on what the process synthesized before (its pitch flutter and
+    # glottal phase carry over; neither seeds nor re-initialisation reset them). So speakers
+    # are synthesized in fixed blocks of SPEAKERS_PER_PROCESS, each block in a fresh process
+    # forked from a server that never loaded eSpeak: a speaker's bytes depend only on the seed
+    # and its block, not on ``jobs`` (nor on ``n_speakers``: speaker i is the same in a larger
+    # corpus with the same seed).
+    blocks = [
+        (str(out), speakers[i : i + SPEAKERS_PER_PROCESS], i, seed, utterances_per_speaker)
+        for i in range(0, n_speakers, SPEAKERS_PER_PROCESS)
+    ]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(blocks)))
     context = get_context("forkserver")
     context.set_forkserver_preload(["auditor.corpora.synth"])
-    results = []
+    results: list[tuple[int, int]] = []
     with (
         ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1) as pool,
         tqdm(total=n_speakers, desc="synthesizing speakers", unit="spk", leave=False) as progress,
     ):
-        for result in pool.map(_synthesize_speaker, tasks):
-            results.append(result)
-            progress.update()
+        for block_results in pool.map(_synthesize_block, blocks):
+            results += block_results
+            progress.update(len(block_results))
     info = {
         "generator": "iot-privacy-auditor eSpeak NG corpus",
         "generator_version": GENERATOR_VERSION,
@@ -334,10 +351,10 @@ def synthesize_corpus(
         "speakers": [asdict(s) for s in speakers],
     }
     (out / "synth_info.json").write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    samples = sum(r[2] for r in results)
+    samples = sum(r[1] for r in results)
     return {
         "speakers": n_speakers,
-        "utterances": sum(r[1] for r in results),
+        "utterances": sum(r[0] for r in results),
         "seconds": samples / OUT_RATE,
         "wall_seconds": time.perf_counter() - t0,
     }

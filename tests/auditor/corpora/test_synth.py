@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from auditor.corpora.grammar import SHARED_SENTENCES, sentence, words_of
-from auditor.corpora.synth import draw_speakers, plan_sentences, synthesize_corpus
+from auditor.corpora.synth import (
+    SPEAKERS_PER_PROCESS,
+    draw_speakers,
+    plan_sentences,
+    synthesize_corpus,
+)
 from models.asr.espeak import CLOSURE_OF_RELEASE
 from models.asr.phones import TIMIT61
 from models.audio import read_sphere
@@ -93,12 +98,13 @@ def test_sentence_plan():
 
 
 def test_same_seed_same_bytes_whatever_the_jobs(tmp_path):
-    one = synthesize_corpus(tmp_path / "one", 3, seed=11, utterances_per_speaker=3, jobs=1)
-    two = synthesize_corpus(tmp_path / "two", 3, seed=11, utterances_per_speaker=3, jobs=2)
-    assert one["utterances"] == two["utterances"] == 9 and one["seconds"] > 5
+    n = SPEAKERS_PER_PROCESS + 1  # two worker blocks, so jobs=2 really runs in parallel
+    one = synthesize_corpus(tmp_path / "one", n, seed=11, utterances_per_speaker=2, jobs=1)
+    two = synthesize_corpus(tmp_path / "two", n, seed=11, utterances_per_speaker=2, jobs=2)
+    assert one["utterances"] == two["utterances"] == 2 * n and one["seconds"] > n
     assert corpus_digest(tmp_path / "one") == corpus_digest(tmp_path / "two")
-    other = synthesize_corpus(tmp_path / "other", 3, seed=12, utterances_per_speaker=3, jobs=1)
-    assert other["utterances"] == 9
+    other = synthesize_corpus(tmp_path / "other", n, seed=12, utterances_per_speaker=2, jobs=2)
+    assert other["utterances"] == 2 * n
     assert corpus_digest(tmp_path / "other") != corpus_digest(tmp_path / "one")
 
 
