@@ -67,3 +67,31 @@ def test_query_reports_an_unreachable_broker(tmp_path):
         main, ["query", "--device-id", "d", "--broker", "mqtt://127.0.0.1:1", str(wav)]
     )
     assert result.exit_code != 0 and "cannot connect" in result.output
+
+
+def test_broker_command_runs_amqtt_until_sigint():
+    import paho.mqtt.client as mqtt
+
+    from device_sim.brokers import free_port
+    from device_sim.protocol import connect_mqtt
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "device_sim.cli", "broker", "--port", str(port)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [proc.stderr.readline() for _ in range(1)]
+        while lines[-1] and "listening at" not in lines[-1] and len(lines) < 50:
+            lines.append(proc.stderr.readline())
+        assert "amqtt broker listening at" in lines[-1], lines
+        client, version = connect_mqtt(f"mqtt://127.0.0.1:{port}", "probe")
+        assert version == mqtt.MQTTv311
+        client.disconnect()
+        client.loop_stop()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
