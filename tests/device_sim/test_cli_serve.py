@@ -82,7 +82,7 @@ def test_broker_command_runs_amqtt_until_sigint():
         text=True,
     )
     try:
-        lines = [proc.stderr.readline() for _ in range(1)]
+        lines = [proc.stderr.readline()]
         while lines[-1] and "listening at" not in lines[-1] and len(lines) < 50:
             lines.append(proc.stderr.readline())
         assert "amqtt broker listening at" in lines[-1], lines
