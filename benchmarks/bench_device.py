@@ -156,24 +156,29 @@ def load_test(url: str, audio: bytes, clients: int, requests: int) -> dict:
     def user(i: int) -> list[float]:
         with DeviceClient(url, "bench", client_id=f"bench{i}", timeout_s=120, retries=0) as dev:
             dev.request(audio, RATE)  # warm-up, not timed
-            lat = []
+            out = []
             for _ in range(requests):
                 t0 = time.perf_counter()
                 answer = dev.request(audio, RATE)
-                lat.append(time.perf_counter() - t0)
+                rtt = time.perf_counter() - t0
                 if "error" in answer:
                     raise RuntimeError(f"device error during the benchmark: {answer['error']}")
-            return lat
+                out.append(
+                    (rtt, rtt - answer["latency_ms"] / 1000)
+                )  # (round trip, outside the device)
+            return out
 
     t0 = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        lat = [x for chunk in pool.map(user, range(clients)) for x in chunk]
+        pairs = [x for chunk in pool.map(user, range(clients)) for x in chunk]
     wall = time.perf_counter() - t0
+    lat = [rtt for rtt, _ in pairs]
     return {
         "requests": len(lat),
         "req_per_s": len(lat) / wall,
         "p50_ms": 1000 * float(np.percentile(lat, 50)),
         "p95_ms": 1000 * float(np.percentile(lat, 95)),
+        "transport_ms": 1000 * float(np.percentile([t for _, t in pairs], 50)),
     }
 
 
@@ -227,14 +232,18 @@ def main() -> None:
     # -- MQTT round trips, device in its own process ------------------------------------------
     rt_rows = []
     for p in profiles:
+        rec, _ = load_profile(model, p)
         for kind in ("mosquitto", "amqtt"):
+            in_process = time_decode(
+                rec, x3, args.rtf_reps
+            )  # same profile, just before the round trips
             proc, url = start_device(model, p, kind)
             try:
                 mem_loaded = rss_mib(proc.pid)
                 for clients in (1, 4, 16):
                     r = load_test(url, audio, clients, max(1, args.requests // clients))
-                    r |= {"profile": p, "broker": kind, "clients": clients,
-                          "overhead": r["p50_ms"] / 1000 / in_process_s[p]}  # fmt: skip
+                    r |= {"profile": p, "broker": kind, "clients": clients, "in_process_ms": 1000 * in_process,
+                          "overhead": r["p50_ms"] / 1000 / in_process}  # fmt: skip
                     rt_rows.append(r)
                     print(r, file=sys.stderr)
                 mem = rss_mib(proc.pid)
@@ -249,12 +258,13 @@ def main() -> None:
 
 
 def write_report(args, model, n_test, prof_rows, quant_rows, rt_rows, in_process_s) -> None:
-    lines = ["| profile | broker | clients | requests | req/s | p50 ms | p95 ms | p50 / in-process |",
-             "|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = ["| profile | broker | clients | requests | req/s | p50 ms | p95 ms | in-process ms | p50 / in-process "
+             "| outside-device ms (p50) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in rt_rows:
         lines.append(
             f"| {r['profile']} | {r['broker']} | {r['clients']} | {r['requests']} | {r['req_per_s']:.1f} | "
-            f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['overhead']:.2f} |"
+            f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['in_process_ms']:.1f} | {r['overhead']:.2f} | "
+            f"{r['transport_ms']:.1f} |"
         )
     rt_table = "\n".join(lines)
     lines = ["| profile | threads | int8 | model MiB | device RSS MiB (mosquitto / amqtt) | peak RSS MiB | "
@@ -303,7 +313,7 @@ def write_report(args, model, n_test, prof_rows, quant_rows, rt_rows, in_process
 - machine: `nproc` = {nproc}, CPU {cpu}; shared with other processes (other helpers' jobs may have been running)
 - versions: Python {platform.python_version()}, torch {torch.__version__}, paho-mqtt {paho.mqtt.__version__}, amqtt {amqtt.__version__}, {mosq}
 - model: `{model}` (id {model_doc.get("model_id")}, network {model_doc["config"]["network"]["hidden"]}), trained on a synthetic corpus (`{args.manifest}`); PER on {n_test} utterances of speakers it never saw
-- round trips: `device-sim serve` in its own process (amqtt runs inside that process; mosquitto is a separate process), clients in the benchmark process, each with its own MQTT connection; 3.000 s utterances (16-bit WAV, 96 kB); one warm-up request per client not timed. The device decodes one request at a time, so req/s is bounded by 1 / decode time. "p50 / in-process" divides the p50 round trip by the same profile's in-process `transcribe` time measured in this run.
+- round trips: `device-sim serve` in its own process (amqtt runs inside that process; mosquitto is a separate process), clients in the benchmark process, each with its own MQTT connection; 3.000 s utterances (16-bit WAV, 96 kB); one warm-up request per client not timed. The device decodes one request at a time, so req/s is bounded by 1 / decode time. "in-process ms" is the median in-process `transcribe` time of the same utterance on the same profile, measured just before that block; "p50 / in-process" divides the p50 round trip by it. "outside-device ms" is the p50 of (round trip - the device's own `latency_ms`): MQTT, framing, WAV coding and client-side waiting.
 - profiles only set threads, a model-memory ceiling and int8; CPU speed is this host's, not a Raspberry Pi's.
 
 ### Round trips
