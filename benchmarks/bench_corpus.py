@@ -23,14 +23,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
-import torchaudio
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
-from auditor.corpora.synth import synthesize_corpus
+from auditor.corpora.synth import DEFAULT_SPREAD, synthesize_corpus
 from models.audio import read_audio
+
+# torch, torchaudio and scikit-learn are imported inside the functions that use them: the
+# generator's worker processes re-import this script, and torch would cost seconds in each.
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "speechocean762-dev"
@@ -38,8 +36,10 @@ TIMIT_SPEAKERS, TIMIT_SENTENCES = 630, 10
 N_TRAIN, N_TEST = 8, 4
 
 
-def utterance_features(path: Path, mfcc: torchaudio.transforms.MFCC) -> np.ndarray:
+def utterance_features(path: Path, mfcc) -> np.ndarray:
     """MFCC mean and std over frames of one 16 kHz file -> (2 * n_mfcc,)."""
+    import torch
+
     x, sr = read_audio(path)
     if sr != 16000:
         raise ValueError(f"{path}: expected 16 kHz, got {sr}")
@@ -47,10 +47,17 @@ def utterance_features(path: Path, mfcc: torchaudio.transforms.MFCC) -> np.ndarr
     return torch.cat([m.mean(dim=1), m.std(dim=1)]).numpy()
 
 
-def speaker_id_accuracy(files: dict[str, list[Path]], seed: int) -> float:
-    """Held-out-utterance speaker identification accuracy (first 8 train, next 4 test)."""
+def speaker_id_accuracy(files: dict[str, list[Path]], seed: int, n_mfcc: int = 13) -> float:
+    """Held-out-utterance speaker identification accuracy (8 train, 4 test utts per speaker)."""
+    import torch
+    import torchaudio
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    torch.set_num_threads(1)
     mfcc = torchaudio.transforms.MFCC(
-        16000, n_mfcc=20, melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 40}
+        16000, n_mfcc=n_mfcc, melkwargs={"n_fft": 400, "hop_length": 160, "n_mels": 40}
     )
     xtr, ytr, xte, yte = [], [], [], []
     for speaker, paths in sorted(files.items()):
@@ -86,11 +93,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--speed-speakers", type=int, default=40)
     parser.add_argument("--realism-speakers", type=int, default=60)
-    parser.add_argument("--spreads", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--spreads", type=float, nargs="+", default=[DEFAULT_SPREAD])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--n-mfcc", type=int, default=13)
     parser.add_argument("--no-append", action="store_true", help="print only")
     args = parser.parse_args()
-    torch.set_num_threads(1)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         speed = synthesize_corpus(
@@ -99,7 +106,7 @@ def main() -> None:
         rate = speed["seconds"] / speed["wall_seconds"]
         per_utt = speed["seconds"] / speed["utterances"]
         timit_wall = TIMIT_SPEAKERS * TIMIT_SENTENCES * per_utt / rate
-        real_acc = speaker_id_accuracy(real_files(), args.seed)
+        real_acc = speaker_id_accuracy(real_files(), args.seed, args.n_mfcc)
         for spread in args.spreads:
             root = Path(tmp) / f"realism-{spread}"
             synthesize_corpus(
@@ -110,7 +117,12 @@ def main() -> None:
                 jobs=args.jobs,
                 spread=spread,
             )
-            rows.append((spread, speaker_id_accuracy(synthetic_files(root), args.seed)))
+            rows.append(
+                (spread, speaker_id_accuracy(synthetic_files(root), args.seed, args.n_mfcc))
+            )
+    import torch
+    import torchaudio
+
     cpu = next(
         (
             ln.split(":", 1)[1].strip()
@@ -139,7 +151,7 @@ def main() -> None:
     ]
     lines += [
         "",
-        "Speaker ID: per-utterance MFCC (20) mean + std, standardised, logistic regression; "
+        f"Speaker ID: per-utterance MFCC ({args.n_mfcc}) mean + std, standardised, logistic regression; "
         "chance is 1/60 = 1.7%.",
         "",
     ]

@@ -78,7 +78,10 @@ SPEAKER_RANGES: dict[str, tuple[float, float]] = {
     "snr_db": (28, 10),  # dB
     "noise_color": (0.5, 0.45),
 }
-DEFAULT_SPREAD = 1.0
+#: Tuned with benchmarks/bench_corpus.py (13 MFCC mean+std, logistic regression, 60 speakers,
+#: 8 train / 4 test utterances): spread 1.0 -> 97% speaker ID, 0.5 -> 83-89%, 0.6 -> 90-91%,
+#: real speechocean762-dev speakers 91-92%.
+DEFAULT_SPREAD = 0.6
 
 #: Per-utterance jitter (half-width of a uniform draw) around the speaker's values.
 UTTERANCE_JITTER: dict[str, float] = {"rate": 8, "pitch": 3, "rms_db": 2.0, "snr_db": 3.0}
