@@ -102,3 +102,122 @@ def train_target_command(
     except ValueError as e:  # DatasetError and bad sizes: a clear message, no traceback
         raise click.ClickException(str(e)) from e
     click.echo(json.dumps(summary, indent=2))
+
+
+@cifar.command("attack")
+@click.option(
+    "--attack",
+    "attack",
+    required=True,
+    type=click.Choice(["shokri", "mlleaks", "threshold", "lira"]),
+)
+@click.option(
+    "--target",
+    "target_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder written by train-target.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Writes metrics.json and ROC plots.",
+)
+@click.option(
+    "--seed", required=True, type=int, help="Seeds the attack and the evaluation subsample."
+)
+@click.option(
+    "--data",
+    type=click.Path(),
+    default=None,
+    help="Dataset [default: the one the target recorded].",
+)
+@click.option(
+    "--shadow-epochs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Epochs of shadow / reference models [default: the target's].",
+)
+@click.option(
+    "--n-eval",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Members and non-members scored [default: all members, as many non-members].",
+)
+@click.option("--n-bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option(
+    "--executor", type=click.Choice(["local", "ray", "serial"]), default="local", show_default=True
+)
+@click.option(
+    "--workers", type=click.IntRange(min=1), default=None, help="Parallel jobs [default: cores]."
+)
+@click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Attack parameter, e.g. n_shadows=4, shadow_data=model, n_reference=8, "
+    "mode=online, percentile=95 (value parsed as YAML). Repeatable.",
+)
+def attack_command(
+    attack,
+    target_dir,
+    out,
+    seed,
+    data,
+    shadow_epochs,
+    n_eval,
+    n_bootstrap,
+    executor,
+    workers,
+    address,
+    params,
+) -> None:
+    """Run one membership attack against a trained target and score it."""
+    from auditor.cifar.audit import run_attack
+
+    try:
+        metrics = run_attack(
+            target_dir,
+            attack,
+            out,
+            seed=seed,
+            data=data,
+            params=parse_params(params),
+            shadow_epochs=shadow_epochs,
+            executor=executor,
+            workers=workers,
+            address=address,
+            n_eval=n_eval,
+            n_bootstrap=n_bootstrap,
+        )
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    shown = (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "tpr_at_fpr",
+        "n_members",
+        "n_nonmembers",
+        "n_queries",
+        "seconds",
+    )
+    click.echo(json.dumps({k: metrics.get(k) for k in shown}, indent=2))
+
+
+def parse_params(items: tuple[str, ...]) -> dict:
+    """``("n_shadows=4", "mode=online")`` -> ``{"n_shadows": 4, "mode": "online"}`` (YAML values)."""
+    import yaml
+
+    params = {}
+    for item in items:
+        name, sep, raw = item.partition("=")
+        if not sep or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--param")
+        params[name.strip()] = yaml.safe_load(raw)
+    return params
