@@ -136,6 +136,8 @@ def main() -> None:
         "",
         f"Machine: {os.cpu_count()} CPUs ({cpu}); Python {platform.python_version()}, torch {torch.__version__}, "
         f"torchaudio {torchaudio.__version__}, numpy {np.__version__}.",
+        f"Load average when the run ended (the machine is shared): "
+        f"{' / '.join(f'{v:.1f}' for v in os.getloadavg())} (1 / 5 / 15 min).",
         f"Command: `.venv/bin/python {' '.join(['benchmarks/bench_corpus.py', *sys.argv[1:]])}`",
         "",
         "| figure | value |",
