@@ -528,6 +528,7 @@ class DeviceClient:
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
+        self._sub_refused = False
         self._client: mqtt.Client | None = None
         self._version: int | None = None
         self._sub_mid: int | None = None
@@ -558,9 +559,10 @@ class DeviceClient:
             on_connect=self._on_connect,
             on_message=self._on_message,
         )
-        if not self._subscribed.wait(10):
+        if not self._subscribed.wait(10) or self._sub_refused:
             self.close()
-            raise ConnectionError(f"{self.client_id}: no SUBACK for {self.reply_topic}")
+            why = "broker refused the subscription to" if self._sub_refused else "no SUBACK for"
+            raise ConnectionError(f"{self.client_id}: {why} {self.reply_topic}")
         return self
 
     def close(self) -> None:
@@ -590,10 +592,11 @@ class DeviceClient:
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         if mid != self._sub_mid:
             return
-        if any(rc.is_failure for rc in reason_codes):
+        self._sub_refused = any(rc.is_failure for rc in reason_codes)
+        self._subscribed.set()
+        if self._sub_refused:
             log.error("%s: broker refused subscription to %s", self.client_id, self.reply_topic)
             return
-        self._subscribed.set()
         if self._connections > 1:  # answers sent while we were away are lost: ask again
             with self._lock:
                 pending = list(self._pending.values())
