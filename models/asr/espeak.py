@@ -171,7 +171,12 @@ class _EventId(ctypes.Union):
 
 
 class _Event(ctypes.Structure):
-    """``espeak_EVENT``; ``sample`` is the output sample index of the event."""
+    """``espeak_EVENT``.
+
+    ``sample`` (called internal in speak_lib.h) is the event's index in the output samples;
+    ``audio_position`` is the same instant in whole milliseconds. We use ``sample``: it is exact
+    (a stop's event lands on its burst, tested against the audio).
+    """
 
     _fields_ = [
         ("type", ctypes.c_int),

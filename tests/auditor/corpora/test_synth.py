@@ -113,3 +113,24 @@ def test_bad_arguments(tmp_path):
         synthesize_corpus(tmp_path, 0, seed=1)
     with pytest.raises(ValueError, match="utterances_per_speaker"):
         synthesize_corpus(tmp_path, 1, seed=1, utterances_per_speaker=1)
+
+
+def test_alignment_follows_the_audio(tiny_synth_corpus):
+    """Voiceless closures are quieter than their releases; vowels are louder than h#."""
+    import numpy as np
+
+    def power(x, a, b):
+        return float(np.mean(x[a:b] ** 2)) + 1e-12
+
+    closures, vowels = [], []
+    for wav in sorted(tiny_synth_corpus.glob("TRAIN/*/*/*.WAV")):
+        x, _ = read_sphere(wav)
+        phones = read_segments(wav.with_suffix(".PHN"))
+        silence = power(x, *phones[0][:2])
+        for (a, b, lab), (c, d, _) in zip(phones, phones[1:], strict=False):
+            if lab in ("pcl", "tcl", "kcl"):
+                closures.append(power(x, a, b) < power(x, c, d))
+            if lab in ("aa", "ae", "ah", "ao", "ay", "eh", "ey", "ih", "iy", "ow", "uw"):
+                vowels.append(power(x, a, b) > 10 * silence)
+    assert len(closures) > 20 and np.mean(closures) > 0.9
+    assert len(vowels) > 40 and np.mean(vowels) > 0.95

@@ -106,6 +106,10 @@ def test_synthesis_events_are_monotone_and_inside_the_audio():
     names = [espeak.strip_stress(n) for _, n in synth.phonemes]
     assert names[:3] == ["t", "3:", "n"]
     assert [pos for _, pos, _ in synth.words][:2] == [1, 6]  # "Turn", "off"
+    # the event of "Turn"'s t sits on its burst: silence (the closure) before, sound after
+    rms = lambda a, b: np.sqrt(np.mean(x[a:b].astype(float) ** 2))  # noqa: E731
+    t_start = starts[0]
+    assert rms(t_start - 40, t_start) < 50 < 500 < rms(t_start, t_start + 110)
     # a vowel's span carries sound: "kitchen"'s stressed I
     i = names.index("I")
     span = x[starts[i] : starts[i + 1]].astype(float)
