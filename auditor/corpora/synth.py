@@ -94,7 +94,11 @@ PAD_S = (0.08, 0.2)  # s, silence added before and after each utterance (uniform
 
 @dataclass(frozen=True)
 class Speaker:
-    """One drawn speaker (all values as used; see :data:`SPEAKER_RANGES` for units)."""
+    """One drawn speaker (all values as used; see :data:`SPEAKER_RANGES` for units).
+
+    The warp is applied as the resampling ratio ``resample_up / resample_down`` from eSpeak's
+    rate to 16 kHz; ``vtl_alpha`` is the frequency scale that ratio gives.
+    """
 
     speaker_id: str
     dialect_region: int
@@ -106,6 +110,8 @@ class Speaker:
     word_gap: int
     volume: int
     vtl_alpha: float
+    resample_up: int
+    resample_down: int
     hp_hz: float
     eq_hz: float
     eq_gain_db: float
@@ -148,8 +154,7 @@ def draw_speakers(n_speakers: int, seed: int, spread: float = DEFAULT_SPREAD) ->
         gender = "F" if rng.uniform() < 0.5 else "M"
         variant = VARIANTS[gender][int(rng.integers(len(VARIANTS[gender])))]
         speaker_id = _speaker_id(rng, gender, taken)
-        native = ESPEAK_RATE  # the warp kept is the rational alpha really applied
-        alpha = effective_alpha(native, warp_ratio(native, _uniform(rng, "vtl_alpha", spread)))
+        ratio = warp_ratio(ESPEAK_RATE, _uniform(rng, "vtl_alpha", spread))
         eq_hz = float(np.exp(rng.uniform(np.log(300), np.log(4000))))
         speakers.append(
             Speaker(
@@ -162,7 +167,9 @@ def draw_speakers(n_speakers: int, seed: int, spread: float = DEFAULT_SPREAD) ->
                 rate=round(_uniform(rng, "rate", spread)),
                 word_gap=int(rng.choice([0, 0, 0, 1, 2])) if spread > 0 else 0,
                 volume=round(_uniform(rng, "volume", spread)),
-                vtl_alpha=round(alpha, 6),
+                vtl_alpha=round(effective_alpha(ESPEAK_RATE, ratio), 6),
+                resample_up=ratio.numerator,
+                resample_down=ratio.denominator,
                 hp_hz=round(_uniform(rng, "hp_hz", spread), 2),
                 eq_hz=round(eq_hz, 2),
                 eq_gain_db=round(_uniform(rng, "eq_gain_db", spread), 3),
@@ -242,7 +249,7 @@ def synthesize_utterance(
     lead, trail = (int(rng.uniform(*PAD_S) * native) for _ in range(2))
     synth = _pad(synth, lead, trail)
     phones, words = align(synth, text, speaker.voice)
-    ratio = warp_ratio(native, speaker.vtl_alpha)
+    ratio = Fraction(speaker.resample_up, speaker.resample_down)
     sos = microphone_sos(
         speaker.hp_hz, speaker.eq_hz, speaker.eq_gain_db, speaker.eq_q, speaker.lp_hz
     )
