@@ -108,10 +108,13 @@ def sentence(seed: int, index: int) -> str:
     template = TEMPLATES[int(rng.integers(len(TEMPLATES)))]
     parts = template.split("{")
     out = [parts[0]]
+    used: set[str] = set()  # a slot used twice ("{item} and {item}") gets two different fillers
     for part in parts[1:]:
         slot, rest = part.split("}", 1)
-        words = SLOTS[slot]
-        out.append(words[int(rng.integers(len(words)))] + rest)
+        words = [w for w in SLOTS[slot] if w not in used] or list(SLOTS[slot])
+        word = words[int(rng.integers(len(words)))]
+        used.add(word)
+        out.append(word + rest)
     text = "".join(out).strip()
     if text.startswith(("could you", "can you", "would you")):
         text = text[:-1] + "?"
