@@ -1,0 +1,198 @@
+"""Reproduce Table 1 of the reference paper: membership attacks on CIFAR-10 CNNs by training size.
+
+    python recipes/cifar10_shadow/run.py [--quick] [--out DIR] [--key=value ...]
+
+For each training size the target CNN is trained on a seeded member split
+(:func:`auditor.cifar.target.train_target`; all targets first, in parallel through the executor),
+then every attack of ``config.yaml`` is fitted on the attacker's records and scored on the
+target's members against as many non-members (:func:`auditor.cifar.audit.attack_target`).
+The run folder gets the resolved ``config.yaml``, ``targets/n<size>/`` (checkpoints, splits,
+histories), ``metrics.json`` (one row per size and attack; rewritten after every size, so a cut
+run keeps what finished), ``table.md`` and ROC plots ``roc_n<size>_{linear,log}.png``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import click
+import torch
+
+from auditor.cifar.audit import attack_target
+from auditor.cifar.target import load_target, train_target
+from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
+from auditor.executor import get_executor
+from auditor.plots import save_roc_plots
+from models.vision.data import load_image_dataset
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).with_name("config.yaml")
+log = logging.getLogger("cifar10_shadow")
+
+
+def resolve_config(overrides: list[str], *, quick: bool) -> dict:
+    """``config.yaml`` with the ``quick`` overrides (when asked), then the command line's."""
+    config = load_config(CONFIG)
+    if quick:
+        config = apply_overrides(config, [f"{k}={v}" for k, v in config["quick"].items()],
+                                 source="quick")  # fmt: skip
+    return apply_overrides(config, overrides, source=str(CONFIG))
+
+
+def data_path(config: dict) -> Path:
+    """The dataset source; a relative path is taken from the repository root."""
+    p = Path(config["data"])
+    return p if p.is_absolute() else REPO / p
+
+
+def train_targets(config: dict, run_dir: Path, executor) -> dict[int, dict]:
+    """Train one target per training size (largest first, for balanced parallel jobs)."""
+    sizes = sorted(config["train_sizes"], reverse=True)
+    jobs = [
+        {
+            "data": str(data_path(config)),
+            "out": str(run_dir / "targets" / f"n{size}"),
+            "train_size": int(size),
+            "seed": int(config["seed"]),
+            "cnn_config": dict(config["cnn"]),
+            "n_shadow_pool": 2
+            * int(size),  # shadows / references train on N of them, like the target
+            "cache_dir": config["cache_dir"],
+            "progress": False,
+        }
+        for size in sizes
+    ]
+    summaries = executor.map(train_target, jobs, desc="targets")
+    return {int(s["train_size"]): s for s in summaries}
+
+
+def attack_rows(config: dict, size: int, summary: dict, executor, run_dir: Path) -> list[dict]:
+    """Run every configured attack on the target of one size; one metrics row per attack."""
+    target = load_target(summary["out"], data=data_path(config), cache_dir=config["cache_dir"],
+                         progress=False)  # fmt: skip
+    rows, curves = [], {}
+    for attack, params in config["attacks"].items():
+        log.info("size %d: %s", size, attack)
+        metrics = attack_target(
+            target, attack, seed=int(config["seed"]), params=dict(params or {}),
+            executor=executor, n_eval=config["eval"]["n_eval"],
+            n_bootstrap=int(config["eval"]["n_bootstrap"]),
+        )  # fmt: skip
+        curves[attack] = metrics
+        row = {k: v for k, v in metrics.items() if k != "roc"}
+        row["train_size"] = size
+        row["target"] = {
+            "train_acc": summary["final"]["train_acc"],
+            "test_acc": summary["final"]["val_acc"],
+            "train_test_gap": summary["train_test_gap"],
+            "train_seconds": summary["seconds"],
+        }
+        rows.append(row)
+    save_roc_plots(curves, run_dir, stem=f"roc_n{size}", title=f"CIFAR-10, training size {size}")
+    return rows
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def format_tables(rows: list[dict], reference: dict, config: dict) -> str:
+    """Markdown: Table 1 (Shokri) beside the paper's, then every attack's AUC and TPR at low FPR."""
+    ref = {int(k): v for k, v in reference.items()}
+    lines = [
+        "Table 1 (Shokri shadow-model attack), ours vs the reference paper",
+        "",
+        "| train size | target train acc | target test acc | gap | precision (paper) "
+        "| recall (paper) | accuracy (paper) | AUC |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if r["attack"] != "shokri":
+            continue
+        p = ref.get(r["train_size"], {})
+        t = r["target"]
+        lines.append(
+            f"| {r['train_size']} | {_fmt(t['train_acc'])} | {_fmt(t['test_acc'])} "
+            f"| {_fmt(t['train_test_gap'])} | {_fmt(r['precision'])} ({_fmt(p.get('precision'), 2)}) "
+            f"| {_fmt(r['recall'])} ({_fmt(p.get('recall'), 2)}) "
+            f"| {_fmt(r['accuracy'])} ({_fmt(p.get('accuracy'), 2)}) | {_fmt(r['auc'])} |"
+        )
+    lines += [
+        "",
+        "All attacks (balanced members / non-members; TPR at FPR is exact, n/a when 1/n_nonmembers "
+        "exceeds the FPR)",
+        "",
+        "| train size | attack | accuracy | precision | recall | AUC [95% CI] | TPR@1% FPR "
+        "| TPR@0.1% FPR | n members | seconds |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        ci = r.get("ci95", {}).get("auc")
+        auc = _fmt(r["auc"]) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        tpr = r["tpr_at_fpr"]
+        lines.append(
+            f"| {r['train_size']} | {r['attack']} | {_fmt(r['accuracy'])} | {_fmt(r['precision'])} "
+            f"| {_fmt(r['recall'])} | {auc} | {_fmt(tpr.get('0.01'))} | {_fmt(tpr.get('0.001'))} "
+            f"| {r['n_members']} | {r['seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        f"Deviations from the paper: {config['cnn']['epochs']} epochs (paper: up to 100); "
+        f"attacks {dict(config['attacks'])}; see recipes/cifar10_shadow/config.yaml.",
+    ]
+    return "\n".join(lines)
+
+
+def run(config: dict, out: Path) -> dict:
+    """Train the targets, run the attacks, write the run folder; returns the metrics document."""
+    run_dir = prepare_run_dir(out, config, int(config["seed"]))
+    t0 = time.perf_counter()
+    load_image_dataset(data_path(config), cache_dir=config["cache_dir"])  # decode once, cached
+    ex = config["executor"]
+    executor = get_executor(ex["kind"], max_workers=ex["workers"], address=ex["address"])
+    summaries = train_targets(config, run_dir, executor)
+    doc = {
+        "name": config["name"],
+        "reference": {str(k): v for k, v in config["reference"].items()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "rows": [],
+    }  # fmt: skip
+    for size in sorted(summaries):
+        doc["rows"] += attack_rows(config, size, summaries[size], executor, run_dir)
+        doc["seconds"] = time.perf_counter() - t0
+        save_metrics(run_dir, doc)  # after every size: a cut run keeps what finished
+    table = format_tables(doc["rows"], config["reference"], config)
+    (run_dir / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"\nrun folder: {run_dir}  ({doc['seconds']:.0f} s)")
+    return doc
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--quick", is_flag=True, help="Smoke configuration (tiny sizes, 2 epochs).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run folder [default: runs/cifar10_shadow or runs/cifar10_shadow_quick].",
+)
+@click.pass_context
+def main(ctx: click.Context, quick: bool, out: str | None) -> None:
+    """Table 1 of the reference paper; extra --key=value arguments override config.yaml."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        config = resolve_config(list(ctx.args), quick=quick)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+    name = config["name"] + ("_quick" if quick else "")
+    run(config, Path(out) if out else REPO / "runs" / name)
+
+
+if __name__ == "__main__":
+    main()
