@@ -319,6 +319,11 @@ def synthesize_corpus(
     Returns
     -------
     dict with ``speakers``, ``utterances``, ``seconds`` (audio) and ``wall_seconds``.
+
+    Notes
+    -----
+    Workers come from a ``forkserver`` context, so, as with any spawn-style pool, the calling
+    program must be importable (a console script, ``python -c``, a file; not ``python -``).
     """
     if n_speakers < 1:
         raise ValueError(f"n_speakers must be at least 1, got {n_speakers}")
