@@ -148,6 +148,7 @@ def run_attack(
     *,
     seed: int,
     data: str | Path | None = None,
+    cache_dir: str | Path | None = None,
     params: dict | None = None,
     shadow_epochs: int | None = None,
     executor: str = "local",
@@ -160,9 +161,10 @@ def run_attack(
 
     ``out`` receives ``metrics.json`` (``{attack: metrics}``) and ``roc_linear.png`` /
     ``roc_log.png``. ``executor`` / ``workers`` / ``address`` build the executor
-    (:func:`auditor.executor.get_executor`); the other parameters are :func:`attack_target`'s.
+    (:func:`auditor.executor.get_executor`); ``data`` / ``cache_dir`` go to
+    :func:`~auditor.cifar.target.load_target`; the other parameters are :func:`attack_target`'s.
     """
-    target = load_target(target_dir, data=data)
+    target = load_target(target_dir, data=data, cache_dir=cache_dir)
     pool = get_executor(executor, max_workers=workers, address=address)
     metrics = attack_target(
         target, attack, seed=seed, params=params, shadow_epochs=shadow_epochs, executor=pool,

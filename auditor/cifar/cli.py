@@ -134,6 +134,12 @@ def train_target_command(
     help="Dataset [default: the one the target recorded].",
 )
 @click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Decoded-image cache [default: ~/.cache/iot-privacy-auditor/cifar10].",
+)
+@click.option(
     "--shadow-epochs",
     type=click.IntRange(min=1),
     default=None,
@@ -167,6 +173,7 @@ def attack_command(
     out,
     seed,
     data,
+    cache_dir,
     shadow_epochs,
     n_eval,
     n_bootstrap,
@@ -185,6 +192,7 @@ def attack_command(
             out,
             seed=seed,
             data=data,
+            cache_dir=cache_dir,
             params=parse_params(params),
             shadow_epochs=shadow_epochs,
             executor=executor,
