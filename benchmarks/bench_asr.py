@@ -212,6 +212,11 @@ def main() -> None:
         )
     if results:
         first = results[0]
+        arch = load_recognizer(first["ckpt"]).network.arch | {"hidden": [1024] * 4}
+        bare = bare_throughput(arch, first["batch_size"])
+        table[f"bare frames/s of the PyTorch-Kaldi 4x1024 MLP ({args.threads} threads)"] = (
+            f"{bare:.0f} (one epoch of {first['train_frames']} frames: {first['train_frames'] / bare:.0f} s)"
+        )
         for threads in (1, 2):
             rtf = decoding_rtf(first["ckpt"], first["utts"], threads)
             table[f"decoding RTF, 3 s utterance, {threads} thread(s), {first['name']} model"] = (

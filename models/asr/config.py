@@ -46,8 +46,9 @@ DEFAULT_CONFIG: dict = {
         "heldout_utterances_per_speaker": 2,  # never trained on; recorded in data.json
         "dev_utterances_per_speaker": 1,  # lr halving / early stopping; recorded in data.json
         "epochs": 12,  # max epochs of the final stage
-        "realign_iterations": 1,  # forced re-alignments, each after `epochs_per_realign`
-        "epochs_per_realign": 3,
+        "realign_iterations": 1,  # forced re-alignments (alignment targets), each after
+        "transcript_realign_iterations": 3,  # ... (flat-start targets) `epochs_per_realign`
+        "epochs_per_realign": 2,
         "batch_size": 256,  # frames
         "learning_rate": 0.002,  # Adam
         "weight_decay": 0.0,
@@ -59,7 +60,7 @@ DEFAULT_CONFIG: dict = {
     "decoding": {
         "acoustic_scale": 0.3,
         "lm_weight": 1.0,
-        "insertion_penalty": 0.0,  # log-domain, added per phone entered
+        "insertion_penalty": 0.0,  # log score added per phone entered (> 0 favours more phones)
         "min_frames": 10,  # shorter audio is refused as too_short
     },
 }

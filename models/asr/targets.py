@@ -2,8 +2,9 @@
 
 A phone segment of ``n`` frames gives its ``K`` states ``floor(i * K / n)`` for frame ``i``
 (states split evenly inside the phone). Segments come either from a manifest alignment
-(samples -> frames by each frame's centre) or, in transcript-only mode, from cutting the
-utterance into equal parts, one per phone (flat start). Both are then refined by forced
+(samples -> frames by each frame's centre) or, in transcript-only mode, from a flat start:
+leading and trailing low-energy frames go to the silences at both ends and the rest is cut
+into equal parts, one per inner phone. Both are then refined by forced
 re-alignment with the network (:func:`models.asr.viterbi.forced_align`, driven by
 :mod:`models.asr.train`).
 """
@@ -62,15 +63,45 @@ def alignment_states(
     return split_states(seg, phone_ids([a[2] for a in alignment]), states_per_phone)
 
 
-def flat_start_states(phones: np.ndarray, n_frames: int, states_per_phone: int) -> np.ndarray:
-    """States per frame from cutting ``n_frames`` into equal parts, one per phone id."""
-    n = len(phones)
-    if n_frames < n * states_per_phone:
-        raise AlignmentError(
-            f"{n_frames} frames cannot hold {n} phones x {states_per_phone} states"
-        )
+def speech_span(log_energy: np.ndarray, floor_fraction: float = 0.3) -> tuple[int, int]:
+    """First and last frame (inclusive) whose log energy clears a per-utterance threshold.
+
+    The threshold is ``floor_fraction`` of the way from the 10th to the 90th percentile of
+    the utterance's frame log energies (robust to clicks and to a constant noise floor).
+    """
+    lo, hi = np.percentile(log_energy, [10, 90])
+    loud = np.flatnonzero(log_energy > lo + floor_fraction * (hi - lo))
+    if loud.size == 0:
+        return 0, log_energy.size - 1
+    return int(loud[0]), int(loud[-1])
+
+
+def flat_start_states(
+    phones: np.ndarray,
+    n_frames: int,
+    states_per_phone: int,
+    span: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """States per frame from cutting the utterance into equal parts, one per phone id.
+
+    With ``span`` (first, last speech frame, e.g. from :func:`speech_span`) and a phone
+    sequence that starts and ends with the same silence phone, the frames before and after
+    the span go to those silences and only the span is cut evenly among the inner phones
+    (if every part still gets ``states_per_phone`` frames; otherwise the plain cut is used).
+    """
+    n, k = len(phones), states_per_phone
+    if n_frames < n * k:
+        raise AlignmentError(f"{n_frames} frames cannot hold {n} phones x {k} states")
     seg = (np.arange(n_frames) * n) // n_frames  # (frames,) equal parts
-    return split_states(seg, np.asarray(phones, dtype=np.int64), states_per_phone)
+    if span is not None and n >= 3 and phones[0] == phones[-1]:
+        first, last = max(span[0], k), min(span[1], n_frames - 1 - k)
+        inner = last - first + 1
+        if inner >= (n - 2) * k:
+            seg = np.empty(n_frames, dtype=np.int64)
+            seg[:first] = 0
+            seg[first : last + 1] = 1 + (np.arange(inner) * (n - 2)) // inner
+            seg[last + 1 :] = n - 1
+    return split_states(seg, np.asarray(phones, dtype=np.int64), k)
 
 
 def states_to_phone_segments(

@@ -9,7 +9,7 @@ insertion penalty), the rest are trained on. All three lists go to ``data.json``
 Targets: with alignments, states are split evenly inside each aligned phone; without, the
 utterance is cut into equal parts per phone (flat start). Either way the network is trained
 ``epochs_per_realign`` epochs, the targets are re-aligned by forced Viterbi with the current
-network, ``realign_iterations`` times, before a final stage of up to ``epochs`` epochs with
+network, ``realign_iterations`` times (``transcript_realign_iterations`` after a flat start), before a final stage of up to ``epochs`` epochs with
 learning-rate halving on dev-loss plateaus and early stopping (best dev-loss weights kept).
 Priors and transitions come from the final training alignment, the bigram LM from the
 training transcripts. Frames are drawn in shuffled mini-batches from one preloaded tensor.
@@ -36,7 +36,7 @@ from models.asr.network import FrameMlp
 from models.asr.phones import UnknownPhoneError, fold_48_to_39
 from models.asr.recognizer import Recognizer, save_recognizer
 from models.asr.scoring import per, sum_counts
-from models.asr.targets import alignment_states, flat_start_states
+from models.asr.targets import alignment_states, flat_start_states, speech_span
 from models.asr.viterbi import AlignmentError, forced_align
 from models.manifest import Utterance
 
@@ -45,8 +45,8 @@ log = logging.getLogger(__name__)
 DATA_JSON_NAME = "data.json"
 
 #: Grid searched on dev after training when ``training.tune_decoding`` is true.
-ACOUSTIC_SCALES = (0.1, 0.2, 0.3, 0.5, 0.8)
-INSERTION_PENALTIES = (-2.0, 0.0, 2.0, 4.0)
+ACOUSTIC_SCALES = (0.2, 0.3, 0.5, 0.8)
+INSERTION_PENALTIES = (0.0, 2.0, 4.0, 6.0, 8.0)
 
 
 class TrainingDataError(ValueError):
@@ -128,12 +128,13 @@ def _normalise(
 
 
 def _initial_states(
-    utt: Utterance, phones: np.ndarray, n_frames: int, cfg: dict, use_alignment: bool
+    utt: Utterance, phones: np.ndarray, raw: torch.Tensor, cfg: dict, use_alignment: bool
 ) -> np.ndarray:
     k = int(cfg["hmm"]["states_per_phone"])
     if use_alignment:
-        return alignment_states(utt.alignment, n_frames, cfg["features"], k)
-    return flat_start_states(phones, n_frames, k)
+        return alignment_states(utt.alignment, raw.shape[0], cfg["features"], k)
+    log_energy = torch.logsumexp(raw.double(), dim=1).numpy()  # (frames,) from log-mel bins
+    return flat_start_states(phones, raw.shape[0], k, speech_span(log_energy))
 
 
 @torch.no_grad()
@@ -193,7 +194,7 @@ def _prepare(
             continue  # unreadable audio, already in `skipped`
         ids = phone_ids(u.phones)  # checked by _check_phones
         try:
-            states.append(_initial_states(u, ids, raw[u.utt_id].shape[0], cfg, use_alignment))
+            states.append(_initial_states(u, ids, raw[u.utt_id], cfg, use_alignment))
         except (AlignmentError, UnknownPhoneError) as e:  # too short, or a bad alignment label
             skipped.append({"utt_id": u.utt_id, "reason": f"{u.path}: {e}"})
             continue
@@ -303,7 +304,8 @@ def train_recognizer(
     train_seconds = 0.0
     trained_frames = 0
     realign_failed: list[int] = []
-    stages = ["realign"] * int(tr["realign_iterations"])
+    realigns = tr["realign_iterations"] if use_alignment else tr["transcript_realign_iterations"]
+    stages = ["realign"] * int(realigns)
     hmm = _estimate_hmm(train, cfg)
 
     def run_epoch(stage: str) -> dict:

@@ -11,6 +11,7 @@ from models.asr.phones import UnknownPhoneError
 from models.asr.targets import (
     alignment_states,
     flat_start_states,
+    speech_span,
     split_states,
     states_to_phone_segments,
 )
@@ -38,6 +39,18 @@ def test_flat_start_and_its_limits():
     assert states.tolist() == [3, 3, 4, 5, 6, 7, 8]
     with pytest.raises(AlignmentError):
         flat_start_states(np.array([1, 2]), 5, 3)
+
+
+def test_flat_start_gives_quiet_edges_to_silence():
+    energy = np.r_[np.zeros(10), np.full(12, 8.0), np.zeros(6)]  # (28,) speech in frames 10-21
+    assert speech_span(energy) == (10, 21)
+    sil, a, b = 5, 1, 2
+    states = flat_start_states(np.array([sil, a, b, sil]), 28, 3, speech_span(energy))
+    phones = states // 3
+    assert phones.tolist() == [sil] * 10 + [a] * 6 + [b] * 6 + [sil] * 6
+    # a span too short for the inner phones falls back to the equal cut
+    plain = flat_start_states(np.array([sil, a, b, sil]), 28, 3)
+    assert np.array_equal(flat_start_states(np.array([sil, a, b, sil]), 28, 3, (12, 14)), plain)
 
 
 def test_states_to_segments_splits_repeated_phones():
