@@ -1,0 +1,87 @@
+"""Smoke run of the Table 1 recipe (``--quick``) on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from models.vision.data import ImageDataset, write_class_zip
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cifar10_shadow" / "run.py"
+ATTACKS = ["shokri", "mlleaks", "threshold", "lira"]
+
+
+def _tiny_zip(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+
+    def part(n):
+        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.sort(rng.integers(0, 10, n))
+
+    (xt, yt), (xs, ys) = part(700), part(150)
+    return write_class_zip(path, ImageDataset(xt, yt, xs, ys, tuple(f"c{i}" for i in range(10))))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_quick_run_writes_config_metrics_table_and_plots(tmp_path):
+    data = _tiny_zip(tmp_path / "tiny.zip")
+    out = tmp_path / "run"
+    proc = _run(
+        "--quick",
+        "--out",
+        str(out),
+        f"--data={data}",
+        f"--cache_dir={tmp_path / 'cache'}",
+        "--executor.kind=serial",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Table 1 (Shokri shadow-model attack)" in proc.stdout
+
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train_sizes"] == [100, 200] and config["cnn"]["epochs"] == 2
+    assert config["data"] == str(data) and config["seed"] == 0
+
+    doc = json.loads((out / "metrics.json").read_text())
+    rows = doc["rows"]
+    assert [(r["train_size"], r["attack"]) for r in rows] == [
+        (size, attack) for size in (100, 200) for attack in ATTACKS
+    ]
+    for r in rows:
+        for key in ("accuracy", "precision", "recall", "f1", "auc"):
+            assert 0.0 <= r[key] <= 1.0, (r["attack"], key, r[key])
+        assert set(r["tpr_at_fpr"]) == {"0.01", "0.001"}
+        assert r["tpr_at_fpr"]["0.001"] is None  # 1/100 non-members cannot measure 0.1% FPR
+        assert 0.0 <= r["tpr_at_fpr"]["0.01"] <= 1.0
+        assert r["n_members"] == r["n_nonmembers"] == r["train_size"]
+        assert r["target"]["train_test_gap"] == pytest.approx(
+            r["target"]["train_acc"] - r["target"]["test_acc"]
+        )
+        assert "roc" not in r
+    assert doc["reference"]["2500"] == {"precision": 0.77, "recall": 1.0, "accuracy": 0.84}
+
+    split = json.loads((out / "targets" / "n200" / "split.json").read_text())["splits"]
+    assert {k: len(v) for k, v in split.items()} == {
+        "target_members": 200,
+        "target_nonmembers": 200,
+        "shadow_pool": 400,
+    }
+    for size in (100, 200):
+        for scale in ("linear", "log"):
+            assert (out / f"roc_n{size}_{scale}.png").stat().st_size > 0
+    assert "| 200 | lira |" in (out / "table.md").read_text()
+
+
+def test_unknown_override_is_refused_with_a_hint(tmp_path):
+    proc = _run("--quick", "--out", str(tmp_path / "run"), "--cnn.epoch=3")
+    assert proc.returncode == 1
+    assert "unknown key 'cnn.epoch'" in proc.stderr and "cnn.epochs" in proc.stderr
