@@ -3,8 +3,8 @@
     python recipes/cifar10_shadow/run.py [--quick] [--out DIR] [--key=value ...]
 
 For each training size the target CNN is trained on a seeded member split
-(:func:`auditor.cifar.target.train_target`; all targets first, in parallel through the executor),
-then every attack of ``config.yaml`` is fitted on the attacker's records and scored on the
+(:func:`auditor.cifar.target.train_target`; smallest sizes first, as many targets at a time as
+the executor has workers), then every attack of ``config.yaml`` is fitted on the attacker's records and scored on the
 target's members against as many non-members (:func:`auditor.cifar.audit.attack_target`).
 The run folder gets the resolved ``config.yaml``, ``targets/n<size>/`` (checkpoints, splits,
 histories), ``metrics.json`` (one row per size and attack; rewritten after every size, so a cut
@@ -50,9 +50,8 @@ def data_path(config: dict) -> Path:
     return p if p.is_absolute() else REPO / p
 
 
-def train_targets(config: dict, run_dir: Path, executor) -> dict[int, dict]:
-    """Train one target per training size (largest first, for balanced parallel jobs)."""
-    sizes = sorted(config["train_sizes"], reverse=True)
+def train_targets(config: dict, sizes: list[int], run_dir: Path, executor) -> dict[int, dict]:
+    """Train one target per training size in ``sizes``, in parallel through the executor."""
     jobs = [
         {
             "data": str(data_path(config)),
@@ -155,7 +154,6 @@ def run(config: dict, out: Path) -> dict:
     load_image_dataset(data_path(config), cache_dir=config["cache_dir"])  # decode once, cached
     ex = config["executor"]
     executor = get_executor(ex["kind"], max_workers=ex["workers"], address=ex["address"])
-    summaries = train_targets(config, run_dir, executor)
     doc = {
         "name": config["name"],
         "reference": {str(k): v for k, v in config["reference"].items()},
@@ -163,12 +161,16 @@ def run(config: dict, out: Path) -> dict:
                     "python": sys.version.split()[0], "torch": torch.__version__},
         "rows": [],
     }  # fmt: skip
-    for size in sorted(summaries):
-        doc["rows"] += attack_rows(config, size, summaries[size], executor, run_dir)
-        doc["seconds"] = time.perf_counter() - t0
-        save_metrics(run_dir, doc)  # after every size: a cut run keeps what finished
-    table = format_tables(doc["rows"], config["reference"], config)
-    (run_dir / "table.md").write_text(table + "\n")
+    sizes = sorted(int(s) for s in config["train_sizes"])
+    group = max(1, int(ex["workers"] or 1))
+    for start in range(0, len(sizes), group):  # smallest sizes first, `workers` targets at a time
+        summaries = train_targets(config, sizes[start : start + group], run_dir, executor)
+        for size in sorted(summaries):
+            doc["rows"] += attack_rows(config, size, summaries[size], executor, run_dir)
+            doc["seconds"] = time.perf_counter() - t0
+            save_metrics(run_dir, doc)  # after every size: a cut run keeps what finished
+            table = format_tables(doc["rows"], config["reference"], config)
+            (run_dir / "table.md").write_text(table + "\n")
     print(table)
     print(f"\nrun folder: {run_dir}  ({doc['seconds']:.0f} s)")
     return doc
