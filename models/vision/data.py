@@ -202,6 +202,8 @@ def load_class_tree(root: str | Path, *, progress: bool = True) -> ImageDataset:
     entries = []
     for split in SPLITS:
         split_dir = base_dir / split
+        if not split_dir.is_dir():
+            raise DatasetError(f"{split_dir}: split folder missing from the class-folder tree")
         for item in sorted(split_dir.iterdir()):
             if not item.is_dir():
                 raise DatasetError(f"{item}: a file where a class folder was expected")

@@ -74,6 +74,12 @@ def test_class_tree_folder_and_wrapping_folder_give_the_same_arrays(tmp_path):
         np.testing.assert_array_equal(getattr(from_tree, name), getattr(from_zip, name))
 
 
+def test_tree_without_a_test_split_is_refused(tmp_path):
+    (tmp_path / "tree" / "cifar" / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(DatasetError, match="split folder missing"):
+        load_class_tree(tmp_path / "tree")
+
+
 def test_png_export_round_trip_is_exact(tmp_path):
     rng = np.random.default_rng(1)
     ds = ImageDataset(
