@@ -2,9 +2,10 @@
 
 Section 4.2.3 of the reference paper: "a standard convolutional neural network (CNN) with two
 convolution and max pooling layers plus a fully connected layer of size 128 and a SoftMax
-layer", tanh activations. The paper does not give the filter counts; our defaults follow the
-public ML-Leaks / Shokri code for CIFAR-10: 32 then 64 filters of 5x5 ("same" padding), 2x2
-max-pooling, FC 128, tanh. The softmax layer is applied by :func:`models.vision.train.predict_proba`
+layer", tanh activations. The paper gives neither filter counts nor kernel sizes; our defaults,
+32 then 64 filters of 5x5 ("same" padding), 2x2 max-pooling, FC 128, tanh, are a common choice
+in public membership-inference code for this network (not checked against the authors' code,
+which is not public); ``conv_channels`` and ``kernel_size`` are configurable. The softmax layer is applied by :func:`models.vision.train.predict_proba`
 (training uses cross-entropy on the logits, which is the same softmax layer).
 
 The architecture is fully described by a plain dict (:data:`DEFAULT_ARCH`) so that checkpoints
