@@ -1,0 +1,336 @@
+"""The user-level audit: shadows' answers train the attacks, the device's answers are judged.
+
+:func:`audit_users` runs the whole auditor side once the shadows exist (see
+:mod:`auditor.shadow`): choose each user's audios, query the device over MQTT and every
+shadow in-process (recorded, resumable: :mod:`auditor.query`), compute per-utterance and
+per-user features (:mod:`auditor.features`), fit the random forest and the calibrated test
+on shadow users (:mod:`auditor.attack`), score the audited users and write ``metrics.json``,
+``users.json`` and ``calibration.json`` into the run directory (rendered by
+:mod:`auditor.reports`).
+
+Two conditions are audited whenever the target's ``data.json`` is known (it is the ground
+truth only the evaluation uses): ``seen`` (a member's audios are ones the model trained on)
+and ``unseen`` (held-out audios of a member speaker: the user-level question). Non-members'
+audios are the same in both. Shadows are used the same way with their own ``data.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from auditor.attack import CalibratedUserTest, make_forest_attack
+from auditor.config import save_metrics
+from auditor.features import FeatureError, user_feature_names, user_features, utterance_features
+from auditor.metrics import membership_metrics
+from auditor.query import QueryResult, query_device, query_recognizer
+from auditor.shadow import ShadowModel
+from models.asr.recognizer import load_recognizer
+from models.manifest import Utterance, read_manifest
+
+log = logging.getLogger(__name__)
+
+#: Attack names in ``metrics.json``.
+ATTACKS = ("random_forest", "calibrated_test")
+QUERY_RECORD_NAME = "queries.jsonl"
+
+
+class AuditError(ValueError):
+    """Audited users or settings that cannot be audited (the message says which and why)."""
+
+
+def select_audios(
+    utterances: Sequence[Utterance],
+    members: Sequence[str],
+    nonmembers: Sequence[str],
+    data_doc: dict | None,
+    max_k: int,
+    seed: int,
+) -> dict[str, dict[str, list[Utterance]]]:
+    """Each user's audios per condition, in query order (at most ``max_k`` each).
+
+    Parameters
+    ----------
+    utterances : manifest records of (at least) every member and non-member.
+    members, nonmembers : speakers trained on / not trained on by the model.
+    data_doc : the model's ``data.json`` (``train`` and ``heldout`` utterance ids); ``None``
+        gives one condition ``any`` (members' audios drawn from all their utterances).
+    max_k : most audios per user.
+    seed : seeds the order of the audios.
+
+    Returns
+    -------
+    ``{condition: {speaker: [Utterance, ...]}}``.
+    """
+    rng = np.random.default_rng(seed)
+    by_spk: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        by_spk.setdefault(u.speaker, []).append(u)
+
+    def drawn(utts: list[Utterance]) -> list[Utterance]:
+        utts = sorted(utts, key=lambda u: u.utt_id)
+        return [utts[i] for i in rng.permutation(len(utts))][:max_k]
+
+    if data_doc is None:
+        out = {"any": {s: drawn(by_spk.get(s, [])) for s in [*members, *nonmembers]}}
+        return out
+    train, heldout = set(data_doc["train"]), set(data_doc["heldout"])
+    out = {"seen": {}, "unseen": {}}
+    for s in sorted(members):
+        utts = by_spk.get(s, [])
+        out["seen"][s] = drawn([u for u in utts if u.utt_id in train])
+        out["unseen"][s] = drawn([u for u in utts if u.utt_id in heldout])
+    for s in sorted(nonmembers):
+        out["seen"][s] = out["unseen"][s] = drawn(by_spk.get(s, []))
+    return out
+
+
+def _features_of(
+    chosen: dict[str, dict[str, list[Utterance]]], result: QueryResult, model: str, failures: list
+) -> dict[str, dict[str, list[tuple[Utterance, dict, dict]]]]:
+    """Per condition and speaker: [(utterance, answer, features)] of answered audios."""
+    out: dict[str, dict[str, list]] = {}
+    for cond, users in chosen.items():
+        out[cond] = {}
+        for spk, utts in users.items():
+            rows = []
+            for u in utts:
+                answer = result.answers.get(u.utt_id)
+                if answer is None:
+                    continue
+                try:
+                    rows.append((u, answer, utterance_features(answer, u.phones, u.utt_id)))
+                except FeatureError as e:
+                    failures.append({"model": model, "utt_id": u.utt_id, "reason": str(e)})
+            out[cond][spk] = rows
+    return out
+
+
+def _matrix(feats: dict[str, list], speakers: Sequence[str], k: int):
+    """Per-user vectors from the first ``k`` answered audios; users with fewer are skipped."""
+    X, kept, short = [], [], []
+    for s in speakers:
+        rows = feats.get(s, [])
+        if len(rows) < k:
+            short.append((s, len(rows)))
+            continue
+        X.append(user_features([f for _, _, f in rows[:k]]))
+        kept.append(s)
+    return np.array(X), kept, short  # (n_users, n_user_features)
+
+
+def _shadow_training_set(shadow_feats: list[tuple[ShadowModel, dict]], cond: str, k: int):
+    X, y = [], []
+    for shadow, feats in shadow_feats:
+        for label, speakers in ((1, shadow.speakers_in), (0, shadow.speakers_out)):
+            m, _, _ = _matrix(feats[cond], speakers, k)
+            if len(m):
+                X.append(m)
+                y += [label] * len(m)
+    if not X or len(set(y)) < 2:
+        raise AuditError(f"{cond}, {k} audios: shadow users lack IN or OUT examples")
+    return np.vstack(X), np.array(y)
+
+
+def _balanced_subset(members: list[str], nonmembers: list[str], n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    pick = lambda xs: [xs[i] for i in sorted(rng.permutation(len(xs))[:half])]  # noqa: E731
+    return pick(sorted(members)) + pick(sorted(nonmembers))
+
+
+def audit_users(
+    manifest: str | Path,
+    run_dir: str | Path,
+    *,
+    members: Sequence[str],
+    nonmembers: Sequence[str],
+    shadows: Sequence[ShadowModel],
+    broker: str,
+    device_id: str,
+    target_data: dict | None = None,
+    audios_per_user: int = 5,
+    users_sweep: Sequence[int] = (25, 50, 100),
+    audios_sweep: Sequence[int] = (1, 2, 3, 5, 8, 10),
+    budget: int | None = None,
+    timeout_s: float = 30.0,
+    retries: int = 2,
+    client_id: str | None = None,
+    n_estimators: int = 300,
+    n_bootstrap: int = 1000,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Audit users of a device and write ``metrics.json``, ``users.json``, ``calibration.json``.
+
+    Parameters
+    ----------
+    manifest : prepared corpus holding every audited user's and shadow speaker's audio.
+    run_dir : output folder (also holds the query record ``queries.jsonl``).
+    members, nonmembers : the audited users, with their true status (for evaluation).
+    shadows : trained shadow models (their speakers must not be audited users).
+    broker, device_id : where the device answers (``mqtt://HOST:PORT``).
+    target_data : the target's ``data.json`` (seen / held-out audios of its speakers);
+        ``None`` audits one condition ``any``.
+    audios_per_user : K of the main setting (per-user verdicts, the headline metrics).
+    users_sweep, audios_sweep : rows of the sweep tables (settings the data cannot support
+        are left out and listed under ``sweep_skipped``).
+    budget, timeout_s, retries, client_id : device querying (see :func:`query_device`).
+    n_estimators : trees of the forest.
+    n_bootstrap : resamples for the 95% intervals.
+    seed : audio order, forest, user subsets, bootstrap.
+    progress : progress bars.
+
+    Returns
+    -------
+    The ``metrics.json`` document.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    members, nonmembers = sorted(members), sorted(nonmembers)
+    if not members or not nonmembers:
+        raise AuditError("need at least one member and one non-member user to audit")
+    audited = set(members) | set(nonmembers)
+    if set(members) & set(nonmembers):
+        raise AuditError(f"users both member and non-member: {sorted(set(members) & set(nonmembers))}")
+    for s in shadows:
+        clash = audited & (set(s.speakers_in) | set(s.speakers_out))
+        if clash:
+            raise AuditError(f"{s.name} was built on audited users {sorted(clash)[:5]}")
+    max_k = max([audios_per_user, *audios_sweep])
+    shadow_speakers = sorted({x for s in shadows for x in (*s.speakers_in, *s.speakers_out)})
+    utts = read_manifest(manifest, sorted(audited | set(shadow_speakers)))
+    record = run_dir / QUERY_RECORD_NAME
+    failures: list[dict] = []
+
+    chosen = select_audios(utts, members, nonmembers, target_data, max_k, seed)
+    to_ask = {u.utt_id: u for users in chosen.values() for us in users.values() for u in us}
+    target_q = query_device(
+        sorted(to_ask.values(), key=lambda u: u.utt_id), record, broker=broker,
+        device_id=device_id, client_id=client_id, timeout_s=timeout_s, retries=retries,
+        budget=budget, progress=progress,
+    )
+    if target_q.stopped:
+        log.warning("device querying stopped early: %s", target_q.stopped)
+    failures += [{"model": "target", "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
+                 for k, e in target_q.errors.items()]
+    target_feats = _features_of(chosen, target_q, "target", failures)
+    conditions = list(chosen)
+
+    shadow_feats = []
+    for s in shadows:
+        s_chosen = select_audios(utts, s.speakers_in, s.speakers_out, s.data(), max_k, seed)
+        if target_data is None:
+            s_chosen = {"any": s_chosen["seen"]}  # the OUT side is the same; IN: trained audios
+        s_ask = {u.utt_id: u for users in s_chosen.values() for us in users.values() for u in us}
+        res = query_recognizer(load_recognizer(s.path), sorted(s_ask.values(), key=lambda u: u.utt_id),
+                               record, model=s.name, progress=progress)
+        failures += [{"model": s.name, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
+                     for k, e in res.errors.items()]
+        shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures)))
+
+    names = user_feature_names()
+    attacks: dict[str, dict] = {}
+    rows: list[dict] = []
+    sweep_skipped: list[dict] = []
+    skipped_users: list[dict] = []
+    users_doc: dict[str, dict] = {s: {"speaker": s, "member": s in set(members), "conditions": {}}
+                                  for s in sorted(audited)}
+    calibration: dict[str, dict] = {}
+    ks = sorted(set(audios_sweep) | {audios_per_user})
+    for cond in conditions:
+        for k in ks:
+            try:
+                X_sh, y_sh = _shadow_training_set(shadow_feats, cond, k)
+            except AuditError as e:
+                sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason": str(e)})
+                continue
+            X, kept, short = _matrix(target_feats[cond], [*members, *nonmembers], k)
+            if k == audios_per_user:
+                skipped_users += [{"condition": cond, "speaker": s, "reason":
+                                   f"{n} answered audios, {k} needed"} for s, n in short]
+            kept_m = [s for s in kept if s in set(members)]
+            kept_n = [s for s in kept if s not in set(members)]
+            if not kept_m or not kept_n:
+                sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason":
+                                      f"{len(kept_m)} members / {len(kept_n)} non-members have {k} audios"})
+                continue
+            forest = make_forest_attack(n_estimators, random_state=seed).fit(X_sh, y_sh)
+            test = CalibratedUserTest(feature_names=names).fit(X_sh, y_sh)
+            scores = {"random_forest": forest.predict_proba(X)[:, 1],
+                      "calibrated_test": test.log_likelihood_ratio(X)}
+            thresholds = {"random_forest": 0.5, "calibrated_test": 0.0}
+            index = {s: i for i, s in enumerate(kept)}
+            for n_users in sorted(set(users_sweep) | {len(kept)}):
+                half = min(len(kept_m), len(kept_n))
+                if n_users != len(kept) and n_users > 2 * half:
+                    sweep_skipped.append({"condition": cond, "audios_per_user": k, "users": n_users,
+                                          "reason": f"only {len(kept_m)} members / {len(kept_n)} "
+                                          "non-members available"})
+                    continue
+                subset = kept if n_users == len(kept) else _balanced_subset(kept_m, kept_n, n_users, seed)
+                idx = [index[s] for s in subset]
+                y = np.array([1 if s in set(members) else 0 for s in subset])
+                for attack in ATTACKS:
+                    m = membership_metrics(y, scores[attack][idx], threshold=thresholds[attack],
+                                           n_bootstrap=n_bootstrap, seed=seed)
+                    if n_users == len(kept) and k == audios_per_user:
+                        attacks[f"{cond}/{attack}"] = m
+                    rows.append({"condition": cond, "attack": attack, "users": len(subset),
+                                 "audios_per_user": k} | {key: v for key, v in m.items() if key != "roc"})
+            if k != audios_per_user:
+                continue
+            s_sh = test.score_of(X_sh)
+            calibration[cond] = {
+                "score_name": test.score_name_, "direction": test.direction_,
+                "in_scores": s_sh[y_sh == 1].tolist(), "out_scores": s_sh[y_sh == 0].tolist(),
+                "in_mean": test.in_mean_, "in_std": test.in_std_,
+                "out_mean": test.out_mean_, "out_std": test.out_std_,
+            }
+            p_vals, own = test.p_value(X), test.score_of(X)
+            for s in kept:
+                i = index[s]
+                users_doc[s]["conditions"][cond] = {
+                    "verdict": "member" if scores["random_forest"][i] >= 0.5 else "non-member",
+                    "forest_score": float(scores["random_forest"][i]),
+                    "log_likelihood_ratio": float(scores["calibrated_test"][i]),
+                    "calibrated_score": float(own[i]),
+                    "p_value": float(p_vals[i]),
+                    "audios": [
+                        {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))}
+                        | f for u, a, f in target_feats[cond][s][:k]
+                    ],
+                }
+    if not attacks:
+        raise AuditError(
+            f"no condition could be audited with {audios_per_user} audios per user: "
+            + "; ".join(r["reason"] for r in sweep_skipped[:4])
+        )
+    doc = {
+        "seed": seed,
+        "device_id": device_id,
+        "audios_per_user": audios_per_user,
+        "conditions": conditions,
+        "n_members": len(members),
+        "n_nonmembers": len(nonmembers),
+        "shadows": [{"name": s.name, "path": str(s.path), "in": len(s.speakers_in),
+                     "out": len(s.speakers_out)} for s in shadows],
+        "attacks": attacks,
+        "rows": rows,
+        "queries": {"sent": target_q.sent, "reused": target_q.reused,
+                    "answered": len(target_q.answers), "failed": len(target_q.errors),
+                    "seconds": target_q.seconds,
+                    "queries_per_second": target_q.queries_per_second,
+                    "stopped": target_q.stopped, "record": str(record)},
+        "skipped_users": skipped_users,
+        "sweep_skipped": sweep_skipped,
+        "failures": failures,
+    }
+    save_metrics(run_dir, doc)
+    (run_dir / "users.json").write_text(json.dumps(list(users_doc.values()), indent=1))
+    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=1))
+    return doc

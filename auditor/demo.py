@@ -1,0 +1,191 @@
+"""``auditor demo``: the whole story on one machine, from a synthetic corpus to audit reports.
+
+Stages (each timed into ``stages.json``): synthesize an eSpeak corpus, prepare its manifest,
+draw speaker splits, train the target (vendor side) and the shadows (auditor side) through one
+executor, start the device (``device-sim serve`` as a subprocess with its private broker),
+audit the member and non-member users over MQTT (:func:`auditor.audit.audit_users`), write the
+reports. The run directory receives the resolved config with the seed, the splits, the corpus,
+the models, the query record, ``metrics.json`` and ``report/``. Corpus, models and answered
+queries are reused on a rerun with the same settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+
+from auditor.config import apply_overrides, prepare_run_dir
+from models.asr.config import merge_config
+
+log = logging.getLogger(__name__)
+
+DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
+QUICK_CONFIG = Path(__file__).with_name("demo_quick.yaml")
+DEVICE_START_TIMEOUT_S = 120.0
+
+
+def demo_config(quick: bool = False, overrides: Iterable[str] = ()) -> dict:
+    """The demo's config (``demo.yaml``, with ``demo_quick.yaml`` on top when ``quick``)."""
+    config = yaml.safe_load(DEMO_CONFIG.read_text())
+    if quick:
+        config = merge_config(config, yaml.safe_load(QUICK_CONFIG.read_text()), str(QUICK_CONFIG))
+    return apply_overrides(config, overrides, source=str(DEMO_CONFIG))
+
+
+@contextmanager
+def running_device(model: Path, device_id: str, *, broker_kind: str, profile: str, log_path: Path):
+    """Run ``device-sim serve`` (with its private broker) in a subprocess; yields the broker URL.
+
+    The device's stderr goes to ``log_path``; the process is stopped with SIGINT on exit.
+    """
+    cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(model),
+           "--device-id", device_id, "--broker-kind", broker_kind, "--profile", profile]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    url: list[str] = []
+    online = threading.Event()
+
+    def drain() -> None:
+        with log_path.open("w") as f:
+            for line in proc.stderr:
+                f.write(line)
+                f.flush()
+                lines.append(line.rstrip())
+                if " broker at " in line:
+                    url.append(line.rsplit(" broker at ", 1)[1].strip())
+                if f"device {device_id} online" in line:
+                    online.set()
+        online.set()  # the process ended
+
+    threading.Thread(target=drain, daemon=True).start()
+    try:
+        if not online.wait(DEVICE_START_TIMEOUT_S) or proc.poll() is not None or not url:
+            raise RuntimeError(
+                f"device did not come online ({' '.join(cmd)}); its log {log_path}: "
+                + " | ".join(lines[-5:])
+            )
+        yield url[0]
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _prepare_corpus(run_dir: Path, cfg: dict, seed: int) -> Path:
+    from auditor.corpora.prepare import prepare_corpus
+    from auditor.corpora.synth import synthesize_corpus
+
+    corpus = run_dir / "corpus"
+    wanted = {"n_speakers": cfg["n_speakers"], "utterances_per_speaker":
+              cfg["utterances_per_speaker"], "spread": cfg["spread"], "seed": seed}
+    info = corpus / "synth_info.json"
+    have = json.loads(info.read_text()) if info.is_file() else {}
+    if any(have.get(k) != v for k, v in wanted.items()):
+        print(f"[demo] synthesizing {cfg['n_speakers']} speakers x "
+              f"{cfg['utterances_per_speaker']} utterances", flush=True)
+        synthesize_corpus(corpus, **wanted)
+    else:
+        print(f"[demo] reusing corpus {corpus}", flush=True)
+    return prepare_corpus(corpus, "timit", run_dir / "prepared", progress=True).manifest
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    quick: bool = False,
+    seed: int = 0,
+    overrides: Iterable[str] = (),
+) -> dict:
+    """Run the demo into ``out``; returns ``metrics.json``'s document plus ``stages`` (seconds).
+
+    Parameters
+    ----------
+    out : run directory.
+    quick : small corpus and models (the same code path, a few minutes).
+    seed : corpus, splits, models, audio choice, attacks.
+    overrides : ``--section.key=value`` changes of ``demo.yaml``.
+    """
+    from auditor.audit import audit_users
+    from auditor.corpora.split import make_splits
+    from auditor.executor import get_executor
+    from auditor.reports import format_table, write_reports
+    from auditor.shadow import cache_key, is_trained, train_shadows
+    from models.splits import read_splits
+
+    cfg = demo_config(quick, overrides)
+    run_dir = prepare_run_dir(out, cfg, seed)
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+
+    manifest = _prepare_corpus(run_dir, cfg["corpus"], seed)
+    stages["corpus"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
+    splits_path = run_dir / "splits.json"
+    make_splits(manifest, splits_path, seed=seed, **cfg["splits"])
+    splits = read_splits(splits_path)
+    print(f"[demo] splits: {', '.join(f'{k}={len(v)}' for k, v in splits.items())}", flush=True)
+    rec_cfg = cfg["recognizer"]
+    target_dir = run_dir / "models" / f"target-{cache_key(rec_cfg, splits['target_members'], seed, manifest)}"
+    extra = [] if is_trained(target_dir) else [
+        {"manifest": str(manifest), "speakers": splits["target_members"], "config": rec_cfg,
+         "seed": seed, "out_dir": str(target_dir)}
+    ]
+    sh = cfg["shadows"]
+    executor = get_executor(sh["executor"], max_workers=sh["workers"],
+                            threads_per_worker=sh["threads_per_worker"])
+    print(f"[demo] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
+          f"({sh['executor']} executor, {sh['workers']} workers)", flush=True)
+    shadows, _ = train_shadows(manifest, splits["shadow_pool"], rec_cfg, k=sh["k"], seed=seed,
+                               cache_dir=run_dir / "models", executor=executor, extra_jobs=extra)
+    stages["train_target_and_shadows"] = time.perf_counter() - t
+    target_data = json.loads((target_dir / "data.json").read_text())
+
+    dev = cfg["device"]
+    t = time.perf_counter()
+    with running_device(target_dir, dev["device_id"], broker_kind=dev["broker_kind"],
+                        profile=dev["profile"], log_path=run_dir / "device.log") as broker:
+        stages["device_start"] = time.perf_counter() - t
+        print(f"[demo] device {dev['device_id']} online at {broker}; auditing", flush=True)
+        t = time.perf_counter()
+        au = cfg["audit"]
+        metrics = audit_users(
+            manifest, run_dir, members=splits["target_members"],
+            nonmembers=splits["target_nonmembers"], shadows=shadows, broker=broker,
+            device_id=dev["device_id"], target_data=target_data,
+            audios_per_user=au["audios_per_user"], users_sweep=au["users_sweep"],
+            audios_sweep=au["audios_sweep"], n_estimators=au["n_estimators"],
+            n_bootstrap=au["n_bootstrap"], timeout_s=au["timeout_s"], retries=au["retries"],
+            seed=seed,
+        )
+        stages["audit"] = time.perf_counter() - t
+    t = time.perf_counter()
+    summary = write_reports(run_dir)
+    stages["reports"] = time.perf_counter() - t
+    stages["total"] = time.perf_counter() - t0
+    (run_dir / "stages.json").write_text(json.dumps(stages, indent=1))
+    for cond in metrics["conditions"]:
+        print()
+        print(format_table(metrics, cond, "random_forest"))
+        print(format_table(metrics, cond, "calibrated_test"))
+    print(f"\n[demo] queries: {metrics['queries']['sent']} sent at "
+          f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "
+          + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
+    print(f"[demo] metrics: {run_dir / 'metrics.json'}\n[demo] report: {summary}")
+    return metrics | {"stages": stages}
