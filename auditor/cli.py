@@ -9,6 +9,10 @@ from models.lazy_group import LazyGroup
 COMMANDS = {
     "corpus": "auditor.corpora.cli:corpus",
     "cifar": "auditor.cifar.cli:cifar",
+    "shadow": "auditor.cli_audit:shadow",
+    "audit": "auditor.cli_audit:audit",
+    "report": "auditor.cli_audit:report",
+    "demo": "auditor.cli_audit:demo",
 }
 
 
