@@ -1,0 +1,105 @@
+"""Fixtures of the speech-audit tests: tiny real models, a real device, one tiny audit run.
+
+Everything is real but minute: the shared 4-speaker ``tiny_synth_corpus`` is split into one
+member, one non-member and a 2-speaker shadow pool; the target and two shadows are trained
+with the project's recipe for one epoch of a 32-unit MLP; the device serves the target over
+the embedded amqtt broker. The audit's figures are meaningless at this size; the tests check
+the mechanics (records, resumption, skipped settings, files, reports).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+#: Small and quick: mechanics, not accuracy.
+TINY_RECIPE = {
+    "network": {"hidden": [32, 32]},
+    "training": {
+        "epochs": 1,
+        "realign_iterations": 0,
+        "tune_decoding": False,
+        "heldout_utterances_per_speaker": 1,
+        "dev_utterances_per_speaker": 1,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe() -> dict:
+    return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(tiny_synth_corpus, tmp_path_factory):
+    from auditor.corpora.prepare import prepare_corpus
+
+    out = tmp_path_factory.mktemp("tiny_prepared")
+    return prepare_corpus(tiny_synth_corpus, "timit", out, progress=False).manifest
+
+
+@pytest.fixture(scope="session")
+def tiny_roles(tiny_manifest):
+    """{"member": [s], "nonmember": [s], "pool": [s, s]} over the 4 tiny speakers."""
+    from models.manifest import read_manifest
+
+    speakers = sorted({u.speaker for u in read_manifest(tiny_manifest)})
+    return {"member": speakers[:1], "nonmember": speakers[1:2], "pool": speakers[2:]}
+
+
+@pytest.fixture(scope="session")
+def tiny_target(tiny_manifest, tiny_roles, tmp_path_factory):
+    """Folder of the target checkpoint (trained on the one member speaker)."""
+    from auditor.shadow import train_model_job
+
+    out = tmp_path_factory.mktemp("tiny_target") / "target"
+    train_model_job(str(tiny_manifest), tiny_roles["member"], TINY_RECIPE, 0, str(out))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_shadows(tiny_manifest, tiny_roles, tmp_path_factory):
+    from auditor.shadow import train_shadows
+
+    cache = tmp_path_factory.mktemp("tiny_shadows")
+    shadows, _ = train_shadows(tiny_manifest, tiny_roles["pool"], TINY_RECIPE, k=2, seed=0,
+                               cache_dir=cache, executor="serial")
+    return shadows
+
+
+@pytest.fixture(scope="session")
+def amqtt_url():
+    from device_sim.brokers import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker.url
+
+
+@pytest.fixture(scope="session")
+def tiny_device(tiny_target, amqtt_url):
+    """(broker URL, device id) of the tiny target served over amqtt."""
+    from device_sim.server import DeviceServer
+    from models.asr.recognizer import load_recognizer
+
+    with DeviceServer(load_recognizer(tiny_target), "audit-dev", amqtt_url,
+                      profile_report={"profile": "host"}):
+        yield amqtt_url, "audit-dev"
+
+
+@pytest.fixture(scope="session")
+def tiny_audit_run(tiny_manifest, tiny_roles, tiny_target, tiny_shadows, tiny_device,
+                   tmp_path_factory):
+    """Run directory of one audit of the tiny device (K=1; sweeps K in {1, 2})."""
+    from auditor.audit import audit_users
+
+    run_dir = tmp_path_factory.mktemp("tiny_audit")
+    broker, device_id = tiny_device
+    audit_users(
+        tiny_manifest, run_dir, members=tiny_roles["member"], nonmembers=tiny_roles["nonmember"],
+        shadows=tiny_shadows, broker=broker, device_id=device_id,
+        target_data=json.loads((tiny_target / "data.json").read_text()),
+        audios_per_user=1, users_sweep=(2,), audios_sweep=(1, 2), n_estimators=20,
+        n_bootstrap=50, timeout_s=20.0, progress=False,
+    )
+    return run_dir
