@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEBS   := mosquitto chromium
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test lint debs venv clean-venv
+.PHONY: demo test lint debs venv bench-deps clean-venv
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ debs:
 
 test: $(STAMP) debs
 	$(PY) -m pytest
+
+# Extra packages the peer-comparison benchmarks use (IBM ART).
+bench-deps: $(STAMP)
+	$(PY) -m pip install -q -c constraints.txt -e '.[test,benchmarks]'
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
