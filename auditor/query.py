@@ -110,8 +110,12 @@ def _run(
     budget: int | None,
     progress: bool,
     stop_on_offline: bool,
+    batch: int = 1,
 ) -> QueryResult:
-    """Shared loop: reuse settled records, ask for the rest (``ask(utt) -> answer``)."""
+    """Shared loop: reuse settled records, ask for the rest ``batch`` at a time.
+
+    ``ask(list_of_utterances)`` returns, per utterance, an answer dict or a ``_QueryFailure``.
+    """
     path = Path(record)
     path.parent.mkdir(parents=True, exist_ok=True)
     known = read_record(path, model)
@@ -126,23 +130,26 @@ def _run(
             todo.append(u)
     timeouts = 0
     bar = tqdm(total=len(todo), desc=f"querying {model}", unit="q", disable=not progress)
-    for u in todo:
+    for start in range(0, len(todo), batch):
         if budget is not None and result.sent >= budget:
             result.stopped = f"query budget of {budget} spent; {len(todo) - result.sent} left"
             break
+        chunk = todo[start : start + batch]
         t0 = time.perf_counter()
-        rec = {"model": model, "utt_id": u.utt_id, "speaker": u.speaker}
-        try:
-            rec["answer"] = ask(u)
-            timeouts = 0
-        except _QueryFailure as e:
-            rec["error"] = {"code": e.code, "message": e.message}
-            timeouts = timeouts + 1 if e.code == "timeout" else 0
+        outcomes = ask(chunk)
         result.seconds += time.perf_counter() - t0
-        result.sent += 1
-        _append(path, rec)
-        _collect(result, rec)
-        bar.update()
+        for u, outcome in zip(chunk, outcomes, strict=True):
+            rec = {"model": model, "utt_id": u.utt_id, "speaker": u.speaker}
+            if isinstance(outcome, _QueryFailure):
+                rec["error"] = {"code": outcome.code, "message": outcome.message}
+                timeouts = timeouts + 1 if outcome.code == "timeout" else 0
+            else:
+                rec["answer"] = outcome
+                timeouts = 0
+            result.sent += 1
+            _append(path, rec)
+            _collect(result, rec)
+        bar.update(len(chunk))
         if stop_on_offline and timeouts >= OFFLINE_AFTER_TIMEOUTS:
             result.stopped = (
                 f"device offline: {timeouts} queries in a row timed out; "
@@ -160,6 +167,13 @@ class _QueryFailure(Exception):
         super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+
+def _outcome(ask_one, u: Utterance):
+    try:
+        return ask_one(u)
+    except _QueryFailure as e:
+        return e
 
 
 def query_device(
@@ -200,7 +214,7 @@ def query_device(
         timeout_s=timeout_s, retries=retries,
     )
 
-    def ask(u: Utterance) -> dict:
+    def ask_one(u: Utterance) -> dict:
         try:
             samples, sr = read_audio(u.path)  # (n,) float32, Hz
         except (OSError, ValueError) as e:
@@ -213,6 +227,9 @@ def query_device(
             raise _QueryFailure("timeout", str(e)) from e
         except ConnectionError as e:
             raise _QueryFailure("connection", str(e)) from e
+
+    def ask(chunk: list[Utterance]) -> list:
+        return [_outcome(ask_one, u) for u in chunk]
 
     try:
         client.connect()
@@ -231,6 +248,7 @@ def query_recognizer(
     record: str | Path,
     *,
     model: str,
+    batch: int = 16,
     progress: bool = True,
 ) -> QueryResult:
     """Transcribe in-process (a shadow model) with the same record format as the device.
@@ -240,10 +258,11 @@ def query_recognizer(
     recognizer : a loaded :class:`models.asr.recognizer.Recognizer`.
     utterances, record : as for :func:`query_device`.
     model : the record's model name (e.g. ``shadow-0``).
+    batch : utterances decoded together (same results, fewer network calls).
     """
     from models.asr.features import RecognizerInputError
 
-    def ask(u: Utterance) -> dict:
+    def ask_one(u: Utterance) -> dict:
         try:
             samples, sr = read_audio(u.path)
             return recognizer.transcribe(samples, sr).to_dict()
@@ -252,5 +271,13 @@ def query_recognizer(
         except (OSError, ValueError) as e:
             raise _QueryFailure("unreadable_audio", f"{u.path}: {e}") from e
 
+    def ask(chunk: list[Utterance]) -> list:
+        """One network call and one batched Viterbi per chunk; one by one if any is refused."""
+        try:
+            audio = [read_audio(u.path) for u in chunk]  # [((n,) float32, Hz)]
+            return [h.to_dict() for h in recognizer.transcribe_batch(audio)]
+        except (RecognizerInputError, OSError, ValueError):
+            return [_outcome(ask_one, u) for u in chunk]
+
     return _run(ask, utterances, record, model, budget=None, progress=progress,
-                stop_on_offline=False)
+                stop_on_offline=False, batch=batch)

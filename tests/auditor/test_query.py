@@ -73,6 +73,12 @@ def test_shadows_are_queried_in_process_with_the_same_record(tiny_shadows, utts,
     assert {"phones", "log_like_per_frame", "frames", "phone_confidences"} <= set(
         rec[utts[0].utt_id]["answer"])
     assert read_record(record, "device:x") == {}
+    one_by_one = query_recognizer(load_recognizer(tiny_shadows[0].path), utts,
+                                  tmp_path / "q1.jsonl", model="shadow-0", batch=1,
+                                  progress=False)
+    for utt_id, answer in one_by_one.answers.items():
+        assert answer["phones"] == res.answers[utt_id]["phones"]
+        assert answer["log_like_per_frame"] == pytest.approx(res.answers[utt_id]["log_like_per_frame"], rel=1e-4)
 
 
 def test_a_cut_last_line_is_ignored_but_a_bad_middle_line_is_named(tmp_path):
