@@ -137,10 +137,13 @@ def _shadow_training_set(shadow_feats: list[tuple[ShadowModel, dict]], cond: str
 
 
 def _balanced_subset(members: list[str], nonmembers: list[str], n: int, seed: int) -> list[str]:
+    """``n - n // 2`` members and ``n // 2`` non-members, drawn with the seed."""
     rng = np.random.default_rng(seed)
-    half = n // 2
-    pick = lambda xs: [xs[i] for i in sorted(rng.permutation(len(xs))[:half])]  # noqa: E731
-    return pick(sorted(members)) + pick(sorted(nonmembers))
+
+    def pick(xs: list[str], count: int) -> list[str]:
+        return [xs[i] for i in sorted(rng.permutation(len(xs))[:count])]
+
+    return pick(sorted(members), n - n // 2) + pick(sorted(nonmembers), n // 2)
 
 
 def audit_users(
@@ -266,8 +269,8 @@ def audit_users(
             thresholds = {"random_forest": 0.5, "calibrated_test": 0.0}
             index = {s: i for i, s in enumerate(kept)}
             for n_users in sorted(set(users_sweep) | {len(kept)}):
-                half = min(len(kept_m), len(kept_n))
-                if n_users != len(kept) and n_users > 2 * half:
+                if n_users != len(kept) and (n_users - n_users // 2 > len(kept_m)
+                                             or n_users // 2 > len(kept_n)):
                     sweep_skipped.append({"condition": cond, "audios_per_user": k, "users": n_users,
                                           "reason": f"only {len(kept_m)} members / {len(kept_n)} "
                                           "non-members available"})
