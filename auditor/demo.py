@@ -87,21 +87,31 @@ def running_device(model: Path, device_id: str, *, broker_kind: str, profile: st
                 proc.wait()
 
 
-def _prepare_corpus(run_dir: Path, cfg: dict, seed: int) -> Path:
+def prepare_audit_corpus(run_dir: Path, cfg: dict, seed: int, root: Path | None = None) -> Path:
+    """The manifest of the configured corpus, prepared into ``run_dir/prepared``.
+
+    ``cfg["format"]`` is ``synthetic`` (synthesized into ``run_dir/corpus`` unless the same one
+    is there), ``timit`` or ``kaldi`` (read from ``cfg["path"]``, relative to ``root``).
+    """
     from auditor.corpora.prepare import prepare_corpus
     from auditor.corpora.synth import synthesize_corpus
 
+    if cfg["format"] != "synthetic":
+        src = Path(cfg["path"])
+        src = src if src.is_absolute() or root is None else root / src
+        print(f"[audit] preparing {cfg['format']} corpus {src}", flush=True)
+        return prepare_corpus(src, cfg["format"], run_dir / "prepared", progress=True).manifest
     corpus = run_dir / "corpus"
     wanted = {"n_speakers": cfg["n_speakers"], "utterances_per_speaker":
               cfg["utterances_per_speaker"], "spread": cfg["spread"], "seed": seed}
     info = corpus / "synth_info.json"
     have = json.loads(info.read_text()) if info.is_file() else {}
     if any(have.get(k) != v for k, v in wanted.items()):
-        print(f"[demo] synthesizing {cfg['n_speakers']} speakers x "
+        print(f"[audit] synthesizing {cfg['n_speakers']} speakers x "
               f"{cfg['utterances_per_speaker']} utterances", flush=True)
         synthesize_corpus(corpus, **wanted)
     else:
-        print(f"[demo] reusing corpus {corpus}", flush=True)
+        print(f"[audit] reusing corpus {corpus}", flush=True)
     return prepare_corpus(corpus, "timit", run_dir / "prepared", progress=True).manifest
 
 
@@ -121,6 +131,15 @@ def run_demo(
     seed : corpus, splits, models, audio choice, attacks.
     overrides : ``--section.key=value`` changes of ``demo.yaml``.
     """
+    return run_user_audit(demo_config(quick, overrides), out, seed=seed)
+
+
+def run_user_audit(cfg: dict, out: str | Path, *, seed: int = 0, root: Path | None = None) -> dict:
+    """The whole pipeline for one config (``demo.yaml``'s sections); see the module docstring.
+
+    ``root`` resolves a relative ``corpus.path`` (the recipes pass the repository root).
+    Returns ``metrics.json``'s document plus ``stages`` (seconds per stage).
+    """
     from auditor.audit import audit_users
     from auditor.corpora.split import make_splits
     from auditor.executor import get_executor
@@ -128,21 +147,21 @@ def run_demo(
     from auditor.shadow import cache_key, is_trained, train_shadows
     from models.splits import read_splits
 
-    cfg = demo_config(quick, overrides)
     run_dir = prepare_run_dir(out, cfg, seed)
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    manifest = _prepare_corpus(run_dir, cfg["corpus"], seed)
+    manifest = prepare_audit_corpus(run_dir, cfg["corpus"], seed, root)
     stages["corpus"] = time.perf_counter() - t0
 
     t = time.perf_counter()
     splits_path = run_dir / "splits.json"
     make_splits(manifest, splits_path, seed=seed, **cfg["splits"])
     splits = read_splits(splits_path)
-    print(f"[demo] splits: {', '.join(f'{k}={len(v)}' for k, v in splits.items())}", flush=True)
+    print(f"[audit] splits: {', '.join(f'{k}={len(v)}' for k, v in splits.items())}", flush=True)
     rec_cfg = cfg["recognizer"]
-    target_dir = run_dir / "models" / f"target-{cache_key(rec_cfg, splits['target_members'], seed, manifest)}"
+    key = cache_key(rec_cfg, splits["target_members"], seed, manifest)
+    target_dir = run_dir / "models" / f"target-{key}"
     extra = [] if is_trained(target_dir) else [
         {"manifest": str(manifest), "speakers": splits["target_members"], "config": rec_cfg,
          "seed": seed, "out_dir": str(target_dir)}
@@ -150,7 +169,7 @@ def run_demo(
     sh = cfg["shadows"]
     executor = get_executor(sh["executor"], max_workers=sh["workers"],
                             threads_per_worker=sh["threads_per_worker"])
-    print(f"[demo] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
+    print(f"[audit] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
           f"({sh['executor']} executor, {sh['workers']} workers)", flush=True)
     shadows, _ = train_shadows(manifest, splits["shadow_pool"], rec_cfg, k=sh["k"], seed=seed,
                                cache_dir=run_dir / "models", executor=executor, extra_jobs=extra)
@@ -162,7 +181,7 @@ def run_demo(
     with running_device(target_dir, dev["device_id"], broker_kind=dev["broker_kind"],
                         profile=dev["profile"], log_path=run_dir / "device.log") as broker:
         stages["device_start"] = time.perf_counter() - t
-        print(f"[demo] device {dev['device_id']} online at {broker}; auditing", flush=True)
+        print(f"[audit] device {dev['device_id']} online at {broker}; auditing", flush=True)
         t = time.perf_counter()
         au = cfg["audit"]
         metrics = audit_users(
@@ -184,8 +203,8 @@ def run_demo(
         print()
         print(format_table(metrics, cond, "random_forest"))
         print(format_table(metrics, cond, "calibrated_test"))
-    print(f"\n[demo] queries: {metrics['queries']['sent']} sent at "
+    print(f"\n[audit] queries: {metrics['queries']['sent']} sent at "
           f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "
           + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
-    print(f"[demo] metrics: {run_dir / 'metrics.json'}\n[demo] report: {summary}")
+    print(f"[audit] metrics: {run_dir / 'metrics.json'}\n[audit] report: {summary}")
     return metrics | {"stages": stages}
