@@ -81,9 +81,15 @@ def shadow_splits(pool: Sequence[str], k: int, seed: int) -> list[dict[str, list
 
 
 def cache_key(config: dict, speakers: Sequence[str], seed: int, manifest: str | Path) -> str:
-    """Hash of what determines a trained model: config, speakers, seed, manifest contents."""
+    """Hash of what determines a trained model: resolved config, speakers, seed, manifest.
+
+    The config is resolved first (defaults filled in), so overrides and a full config that mean
+    the same training give the same key.
+    """
+    from models.asr.config import resolve_config
+
     h = hashlib.sha256()
-    h.update(json.dumps(config, sort_keys=True).encode())
+    h.update(json.dumps(resolve_config(config), sort_keys=True).encode())
     h.update("\n".join(sorted(speakers)).encode())
     h.update(str(seed).encode())
     h.update(hashlib.sha256(manifest_path(manifest).read_bytes()).digest())
