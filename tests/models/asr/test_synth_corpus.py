@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from auditor.corpora.prepare import prepare_corpus
 from models.asr.evaluate import evaluate_recognizer
 from models.asr.train import train_recognizer
@@ -9,6 +11,7 @@ from models.manifest import read_manifest
 
 
 def test_trains_with_alignment_targets_on_synthetic_corpus(tiny_synth_corpus, tmp_path):
+    torch.set_num_threads(1)  # 2 threads on 2 shared cores starve each other (see BENCHMARKS.md)
     prepared = prepare_corpus(tiny_synth_corpus, "timit", tmp_path / "prep", progress=False)
     utts = read_manifest(prepared.manifest)
     cfg = {
