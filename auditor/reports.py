@@ -40,12 +40,18 @@ def _with_ci(m: dict, key: str) -> str:
     return _fmt(m.get(key)) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
 
 
-def _tpr1(m: dict) -> str:
-    value = m["tpr_at_fpr"].get("0.01")
+def _tpr1(m: dict, key: str = "0.01") -> str:
+    value = m["tpr_at_fpr"].get(key)
     if value is None:
         return "n/a (too few non-members)"
-    ci = ((m.get("ci95") or {}).get("tpr_at_fpr") or {}).get("0.01")
+    ci = ((m.get("ci95") or {}).get("tpr_at_fpr") or {}).get(key)
     return _fmt(value) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+
+
+def _tpr_lowest(m: dict) -> str:
+    """TPR at the lowest FPR the non-members can measure (1/N), named with that FPR."""
+    key = m.get("lowest_fpr")
+    return "n/a" if key is None else f"{_tpr1(m, key)} at FPR {float(key):.3g}"
 
 
 def paper_table_rows(metrics: dict, condition: str, attack: str, vary: str) -> list[dict]:
@@ -70,20 +76,22 @@ def paper_table_rows(metrics: dict, condition: str, attack: str, vary: str) -> l
 def format_table(metrics: dict, condition: str, attack: str = "random_forest") -> str:
     """The reference paper's table (users, accuracy, precision, recall) plus AUC, TPR@1%FPR."""
     lines = [f"{condition} audios, {attack}, {metrics['audios_per_user']} audios per user",
-             f"{'Users':>6} {'Accuracy':>9} {'Precision':>9} {'Recall':>7} {'AUC':>6}  TPR@1%FPR"]
+             f"{'Users':>6} {'Accuracy':>9} {'Precision':>9} {'Recall':>7} {'AUC':>6}  "
+             "TPR@1%FPR | TPR at FPR 1/N"]
     for r in paper_table_rows(metrics, condition, attack, "users"):
         lines.append(f"{r['users']:>6} {r['accuracy']:>9.2f} {r['precision']:>9.2f} "
-                     f"{r['recall']:>7.2f} {r['auc']:>6.3f}  {_tpr1(r)}")
+                     f"{r['recall']:>7.2f} {r['auc']:>6.3f}  {_tpr1(r)} | {_tpr_lowest(r)}")
     return "\n".join(lines)
 
 
 def _html_table(rows: list[dict], vary: str, label: str) -> str:
     head = (f"<tr><th>{label}</th><th>Accuracy</th><th>Precision</th><th>Recall</th>"
-            "<th>F1</th><th>AUC [95% CI]</th><th>TPR@1%FPR [95% CI]</th></tr>")
+            "<th>F1</th><th>AUC [95% CI]</th><th>TPR@1%FPR [95% CI]</th>"
+            "<th>TPR at FPR 1/N [95% CI]</th></tr>")
     body = "".join(
         f"<tr><td>{r[vary]}</td><td>{_with_ci(r, 'accuracy')}</td><td>{_with_ci(r, 'precision')}</td>"
         f"<td>{_with_ci(r, 'recall')}</td><td>{_fmt(r['f1'])}</td><td>{_with_ci(r, 'auc')}</td>"
-        f"<td>{html.escape(_tpr1(r))}</td></tr>"
+        f"<td>{html.escape(_tpr1(r))}</td><td>{html.escape(_tpr_lowest(r))}</td></tr>"
         for r in rows
     )
     return f'<table class="paper">{head}{body}</table>'
