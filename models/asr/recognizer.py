@@ -165,12 +165,17 @@ class Recognizer:
 
     @torch.no_grad()
     def log_posteriors(self, normalised: list[torch.Tensor]) -> list[np.ndarray]:
-        """Normalised features per utterance -> (frames, S) float64 log state posteriors."""
+        """Normalised features per utterance -> (frames, S) float64 log state posteriors.
+
+        One network call per utterance, so an utterance's result never depends on what it was
+        batched with (a single GEMM over a concatenation may round differently).
+        """
         context = int(self.config["features"]["context"])
-        x = torch.cat([splice(f, context) for f in normalised])  # (sum frames, input_dim)
-        logp = torch.log_softmax(self.network(x).float(), dim=-1).double().numpy()  # (sum, S)
-        bounds = np.cumsum([0] + [f.shape[0] for f in normalised])
-        return [logp[b:e] for b, e in zip(bounds[:-1], bounds[1:], strict=True)]
+        out = []
+        for f in normalised:
+            logits = self.network(splice(f, context)).float()  # (frames, S)
+            out.append(torch.log_softmax(logits, dim=-1).double().numpy())
+        return out
 
     def decode_log_posteriors(
         self,
@@ -244,7 +249,7 @@ class Recognizer:
         top_k: int | None = None,
         cmvn: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> list[Hypothesis]:
-        """Decode several utterances with one network call and one batched Viterbi.
+        """Decode several utterances with one batched Viterbi (same results as one by one).
 
         ``cmvn`` (mean, std) is used only in ``speaker`` CMVN mode (see :meth:`normalise`).
         Raises :class:`RecognizerInputError` (naming the batch position) for refused audio.

@@ -156,3 +156,11 @@ def test_cmvn_modes_train_save_and_evaluate(tone_corpus, tmp_path, mode):
     a = evaluate_recognizer(rec, tone_corpus[:4], progress=False)
     b = evaluate_recognizer(loaded, tone_corpus[:4], progress=False)
     assert a == b and a["overall"]["utterances"] == 4 and a["skipped"] == []
+
+
+def test_batch_results_equal_one_by_one(tone_model, tone_corpus):
+    rec, _, _ = tone_model
+    audio = [read_audio(u.path) for u in tone_corpus[:5]]
+    together = [h.to_dict() for h in rec.transcribe_batch(audio, top_k=2)]
+    alone = [rec.transcribe(*a, top_k=2).to_dict() for a in audio]
+    assert together == alone
