@@ -217,6 +217,126 @@ def _check_phones(utts: list[Utterance], skipped: list[dict]) -> list[Utterance]
     return ok
 
 
+class _FrameTrainer:
+    """The network, its optimiser and the preloaded frames; one method per training step kind."""
+
+    def __init__(self, train: PreparedSet, dev: PreparedSet, cfg: dict, seed: int, cmvn):
+        tr, net = cfg["training"], cfg["network"]
+        self.train, self.dev, self.cfg, self.cmvn = train, dev, cfg, cmvn
+        context = int(cfg["features"]["context"])
+        self.frames = train.frames(context)
+        self.targets = train.target_tensor()  # (train frames,)
+        self.dev_frames = dev.frames(context) if dev.utts else None
+        n_states = 48 * int(cfg["hmm"]["states_per_phone"])
+        hidden, dropout = list(net["hidden"]), float(net["dropout"])
+        self.network = FrameMlp(
+            self.frames.input_dim, n_states, hidden, dropout, bool(net["batch_norm"])
+        )
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(),
+            lr=float(tr["learning_rate"]),
+            weight_decay=float(tr["weight_decay"]),
+        )
+        self.gen = torch.Generator().manual_seed(seed)
+        self.batch = int(tr["batch_size"])
+        self.loss_fn = torch.nn.CrossEntropyLoss()
+        self.hmm = _estimate_hmm(train, cfg)
+        self.seconds = 0.0  # spent in mini-batch steps
+        self.frames_seen = 0
+
+    def epoch(self) -> float:
+        """One pass over the shuffled training frames; returns the mean mini-batch loss."""
+        self.network.train()
+        perm = torch.randperm(len(self.frames), generator=self.gen)  # (train frames,)
+        total, n_batches = 0.0, 0
+        t0 = time.perf_counter()
+        for b in range(0, perm.numel(), self.batch):
+            idx = perm[b : b + self.batch]
+            if idx.numel() < 2:
+                continue  # batch norm needs two frames
+            loss = self.loss_fn(self.network(self.frames.gather(idx)), self.targets[idx])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total += loss.item()
+            n_batches += 1
+        self.seconds += time.perf_counter() - t0
+        self.frames_seen += perm.numel()
+        return total / max(n_batches, 1)
+
+    def recognizer(self, meta: dict | None = None) -> Recognizer:
+        return Recognizer(self.network, self.cfg, self.hmm, *(self.cmvn or (None, None)), meta=meta)
+
+    def dev_log_posteriors(self) -> list[np.ndarray]:
+        return _log_posteriors(self.network, self.dev_frames, [f.shape[0] for f in self.dev.feats])
+
+    @torch.no_grad()
+    def dev_metrics(self) -> dict:
+        """Dev cross-entropy, frame accuracy (against the current dev targets) and PER."""
+        if self.dev_frames is None:
+            return {"dev_loss": float("nan"), "dev_acc": float("nan"), "dev_per": float("nan")}
+        log_post = self.dev_log_posteriors()
+        y = np.concatenate(self.dev.states)  # (dev frames,)
+        lp = np.concatenate(log_post)  # (dev frames, S)
+        return {
+            "dev_loss": float(-lp[np.arange(y.size), y].mean()),
+            "dev_acc": float((lp.argmax(axis=1) == y).mean()),
+            "dev_per": _decode_per(self.recognizer(), self.dev, log_post)["per"],
+        }
+
+    def realign(self) -> int:
+        """Forced re-alignment of train and dev targets; re-estimates the HMM; returns failures."""
+        self.hmm = _estimate_hmm(self.train, self.cfg)
+        lengths = [f.shape[0] for f in self.train.feats]
+        failed = _realign(self.train, _log_posteriors(self.network, self.frames, lengths), self.hmm)
+        if self.dev_frames is not None:
+            _realign(self.dev, self.dev_log_posteriors(), self.hmm)
+        self.targets = self.train.target_tensor()
+        self.hmm = _estimate_hmm(self.train, self.cfg)
+        return failed
+
+    def halve_lr(self, factor: float) -> None:
+        for g in self.optimizer.param_groups:
+            g["lr"] *= factor
+
+
+def _load_data(utterances, cfg: dict, seed: int, cache_dir, progress: bool):
+    """Split, check phones, load features, normalise and build initial targets."""
+    tr = cfg["training"]
+    skipped: list[dict] = []
+    split = split_utterances(
+        utterances,
+        int(tr["heldout_utterances_per_speaker"]),
+        int(tr["dev_utterances_per_speaker"]),
+        seed,
+    )
+    usable = _check_phones(split.train + split.dev, skipped)
+    use_alignment = (
+        all(u.alignment for u in usable)
+        if tr["targets"] == "auto"
+        else tr["targets"] == "alignment"
+    )
+    if use_alignment and not all(u.alignment for u in usable):
+        missing = next(u.utt_id for u in usable if not u.alignment)
+        raise TrainingDataError(f"training.targets is 'alignment' but {missing} has no alignment")
+    raw, feat_skipped, cache_stats = FeatureCache(cache_dir).load(
+        usable, cfg["features"], int(cfg["decoding"]["min_frames"]), progress=progress
+    )
+    skipped += feat_skipped
+    train_raw = [raw[u.utt_id] for u in split.train if u.utt_id in raw]
+    global_stats = cmvn_stats(train_raw) if train_raw else None
+    train = _prepare(split.train, raw, cfg, use_alignment, global_stats, skipped)
+    dev = _prepare(split.dev, raw, cfg, use_alignment, global_stats, skipped)
+    for s in skipped:
+        log.warning("skipped %s: %s", s["utt_id"], s["reason"])
+    if not train.utts:
+        raise TrainingDataError(
+            f"no usable training utterances ({len(skipped)} skipped: {skipped[:3]})"
+        )
+    cmvn = global_stats if cfg["features"]["cmvn"] == "global" else None
+    return split, train, dev, skipped, cmvn, cache_stats, use_alignment
+
+
 def train_recognizer(
     utterances: list[Utterance],
     config: dict,
@@ -234,8 +354,8 @@ def train_recognizer(
         taken from them).
     config : full config or overrides of :data:`models.asr.config.DEFAULT_CONFIG`.
     seed : seeds the data split, initialisation, dropout and frame shuffling.
-    out_dir : if given, the checkpoint (``model.safetensors``, ``model.json``) and
-        ``data.json`` are written there.
+    out_dir : if given, the checkpoint (``model.safetensors``, ``model.json``), ``data.json``
+        and ``train_report.json`` are written there.
     progress : show progress bars and log one line per epoch.
     cache_dir : feature cache folder (see :class:`~models.asr.features.FeatureCache`).
 
@@ -248,92 +368,29 @@ def train_recognizer(
     tr = cfg["training"]
     torch.manual_seed(seed)
     started = time.perf_counter()
-    skipped: list[dict] = []
-    split = split_utterances(
-        utterances,
-        int(tr["heldout_utterances_per_speaker"]),
-        int(tr["dev_utterances_per_speaker"]),
-        seed,
+    split, train, dev, skipped, cmvn, cache_stats, use_alignment = _load_data(
+        utterances, cfg, seed, cache_dir, progress
     )
-    usable = _check_phones(split.train + split.dev, skipped)
-    if tr["targets"] == "auto":
-        use_alignment = all(u.alignment for u in usable)
-    else:
-        use_alignment = tr["targets"] == "alignment"
-        if use_alignment and not all(u.alignment for u in usable):
-            missing = next(u.utt_id for u in usable if not u.alignment)
-            raise TrainingDataError(
-                f"training.targets is 'alignment' but {missing} has no alignment"
-            )
-    raw, feat_skipped, cache_stats = FeatureCache(cache_dir).load(
-        usable, cfg["features"], int(cfg["decoding"]["min_frames"]), progress=progress
+    trainer = _FrameTrainer(train, dev, cfg, seed, cmvn)
+    realigns = int(
+        tr["realign_iterations"] if use_alignment else tr["transcript_realign_iterations"]
     )
-    skipped += feat_skipped
-    train_utts = [u for u in split.train if u.utt_id in raw]
-    global_stats = cmvn_stats([raw[u.utt_id] for u in train_utts]) if train_utts else None
-    train = _prepare(split.train, raw, cfg, use_alignment, global_stats, skipped)
-    dev = _prepare(split.dev, raw, cfg, use_alignment, global_stats, skipped)
-    for s in skipped:
-        log.warning("skipped %s: %s", s["utt_id"], s["reason"])
-    if not train.utts:
-        raise TrainingDataError(
-            f"no usable training utterances ({len(skipped)} skipped: {skipped[:3]})"
-        )
-
-    context = int(cfg["features"]["context"])
-    train_frames, train_y = train.frames(context), train.target_tensor()
-    dev_frames = dev.frames(context) if dev.utts else None
-    k = int(cfg["hmm"]["states_per_phone"])
-    net_cfg = cfg["network"]
-    network = FrameMlp(
-        train_frames.input_dim,
-        48 * k,
-        list(net_cfg["hidden"]),
-        float(net_cfg["dropout"]),
-        bool(net_cfg["batch_norm"]),
+    per_realign = int(tr["epochs_per_realign"])
+    bar = tqdm(
+        total=realigns * per_realign + int(tr["epochs"]), desc="epochs", disable=not progress
     )
-    lr = float(tr["learning_rate"])
-    optimizer = torch.optim.Adam(
-        network.parameters(), lr=lr, weight_decay=float(tr["weight_decay"])
-    )
-    gen = torch.Generator().manual_seed(seed)
-    batch = int(tr["batch_size"])
-    loss_fn = torch.nn.CrossEntropyLoss()
-
     epochs_log: list[dict] = []
-    train_seconds = 0.0
-    trained_frames = 0
-    realign_failed: list[int] = []
-    realigns = tr["realign_iterations"] if use_alignment else tr["transcript_realign_iterations"]
-    stages = ["realign"] * int(realigns)
-    hmm = _estimate_hmm(train, cfg)
 
     def run_epoch(stage: str) -> dict:
-        nonlocal train_seconds, trained_frames
-        network.train()
-        perm = torch.randperm(len(train_frames), generator=gen)  # (total frames,)
-        total, n_batches = 0.0, 0
-        t0 = time.perf_counter()
-        for b in range(0, perm.numel(), batch):
-            idx = perm[b : b + batch]
-            if idx.numel() < 2:
-                continue  # batch norm needs two frames
-            loss = loss_fn(network(train_frames.gather(idx)), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item()
-            n_batches += 1
-        train_seconds += time.perf_counter() - t0
-        trained_frames += perm.numel()
         row = {
             "epoch": len(epochs_log) + 1,
             "stage": stage,
-            "lr": optimizer.param_groups[0]["lr"],
-            "train_loss": total / max(n_batches, 1),
+            "lr": trainer.optimizer.param_groups[0]["lr"],
         }
-        row |= evaluate_dev()
+        row |= {"train_loss": trainer.epoch()} | trainer.dev_metrics()
         epochs_log.append(row)
+        bar.update()
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
         if progress:
             log.info(
                 "epoch %(epoch)d [%(stage)s] lr %(lr).2e train loss %(train_loss).3f "
@@ -342,76 +399,36 @@ def train_recognizer(
             )
         return row
 
-    @torch.no_grad()
-    def evaluate_dev() -> dict:
-        if dev_frames is None:
-            return {"dev_loss": float("nan"), "dev_acc": float("nan"), "dev_per": float("nan")}
-        log_post = _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats])
-        y = np.concatenate(dev.states)
-        lp = np.concatenate(log_post)  # (dev frames, S)
-        stats = global_stats if cfg["features"]["cmvn"] == "global" else None
-        rec = Recognizer(network, cfg, hmm, *(stats or (None, None)))
-        return {
-            "dev_loss": float(-lp[np.arange(y.size), y].mean()),
-            "dev_acc": float((lp.argmax(axis=1) == y).mean()),
-            "dev_per": _decode_per(rec, dev, log_post)["per"],
-        }
+    realign_failed = []
+    for _ in range(realigns):
+        for _ in range(per_realign):
+            run_epoch("pre-realign")
+        realign_failed.append(trainer.realign())
 
-    bar = tqdm(
-        total=len(stages) * int(tr["epochs_per_realign"]) + int(tr["epochs"]),
-        desc="epochs",
-        disable=not progress,
-    )
-    for _ in stages:
-        for _ in range(int(tr["epochs_per_realign"])):
-            row = run_epoch("pre-realign")
-            bar.update()
-            bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
-        hmm = _estimate_hmm(train, cfg)
-        realign_failed.append(
-            _realign(
-                train,
-                _log_posteriors(network, train_frames, [f.shape[0] for f in train.feats]),
-                hmm,
-            )
-        )
-        if dev_frames is not None:
-            _realign(
-                dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats]), hmm
-            )
-        train_y = train.target_tensor()
-        hmm = _estimate_hmm(train, cfg)
-
+    # final stage: keep the best dev-loss weights, halve the lr on a plateau, stop after
+    # `patience` halvings without improvement
     best_loss, best_state, bad = float("inf"), None, 0
     for _ in range(int(tr["epochs"])):
         row = run_epoch("final")
-        bar.update()
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
-        score = row["dev_loss"] if dev_frames is not None else row["train_loss"]
-        if score < best_loss * (1.0 - float(tr["min_improvement"])) or best_state is None:
-            best_loss = min(best_loss, score)
-            best_state = {n: t.clone() for n, t in network.state_dict().items()}
-            bad = 0
-            continue
+        score = row["dev_loss"] if trainer.dev_frames is not None else row["train_loss"]
+        improved = score < best_loss * (1.0 - float(tr["min_improvement"]))
         if score < best_loss:
             best_loss = score
-            best_state = {n: t.clone() for n, t in network.state_dict().items()}
+            best_state = {n: t.clone() for n, t in trainer.network.state_dict().items()}
+        if improved:
+            bad = 0
+            continue
         bad += 1
         if bad > int(tr["patience"]):
             break
-        for g in optimizer.param_groups:
-            g["lr"] *= float(tr["lr_halving_factor"])
+        trainer.halve_lr(float(tr["lr_halving_factor"]))
     bar.close()
     if best_state is not None:
-        network.load_state_dict(best_state)
+        trainer.network.load_state_dict(best_state)
 
     tuning = None
-    stats = global_stats if cfg["features"]["cmvn"] == "global" else None
-    if tr["tune_decoding"] and dev_frames is not None:
-        rec = Recognizer(network, cfg, hmm, *(stats or (None, None)))
-        tuning = _tune_decoding(
-            rec, dev, _log_posteriors(network, dev_frames, [f.shape[0] for f in dev.feats])
-        )
+    if tr["tune_decoding"] and trainer.dev_frames is not None:
+        tuning = _tune_decoding(trainer.recognizer(), dev, trainer.dev_log_posteriors())
         cfg["decoding"] |= tuning["best"]
     speakers = sorted({u.speaker for u in utterances})
     meta = {
@@ -419,14 +436,14 @@ def train_recognizer(
         "speaker_fingerprint": speaker_fingerprint(speakers),
         "n_speakers": len(speakers),
         "n_train_utterances": len(train.utts),
-        "train_frames": len(train_frames),
+        "train_frames": len(trainer.frames),
         "targets": "alignment" if use_alignment else "transcript",
     }
-    recognizer = Recognizer(network, cfg, hmm, *(stats or (None, None)), meta=meta)
+    recognizer = trainer.recognizer(meta)
     data_doc = {
         "seed": seed,
         "speakers": speakers,
-        "speaker_fingerprint": speaker_fingerprint(speakers),
+        "speaker_fingerprint": meta["speaker_fingerprint"],
         "train": [u.utt_id for u in train.utts],
         "dev": [u.utt_id for u in dev.utts],
         "heldout": [u.utt_id for u in split.heldout],
@@ -448,8 +465,8 @@ def train_recognizer(
         "decoding_tuning": tuning,
         "decoding": dict(cfg["decoding"]),
         "feature_cache": cache_stats,
-        "train_frames_per_second": trained_frames / train_seconds
-        if train_seconds
+        "train_frames_per_second": trainer.frames_seen / trainer.seconds
+        if trainer.seconds
         else float("nan"),
         "wall_seconds": time.perf_counter() - started,
     }
