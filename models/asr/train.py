@@ -6,11 +6,12 @@ audios of member speakers"), the next ``dev_utterances_per_speaker`` form the de
 only for learning-rate halving, early stopping and tuning the decoder's acoustic scale and
 insertion penalty), the rest are trained on. All three lists go to ``data.json``.
 
-Targets: with alignments, states are split evenly inside each aligned phone; without, the
-utterance is cut into equal parts per phone (flat start). Either way the network is trained
-``epochs_per_realign`` epochs, the targets are re-aligned by forced Viterbi with the current
-network, ``realign_iterations`` times (``transcript_realign_iterations`` after a flat start), before a final stage of up to ``epochs`` epochs with
-learning-rate halving on dev-loss plateaus and early stopping (best dev-loss weights kept).
+Targets: with alignments, states are split evenly inside each aligned phone; without, a
+flat start (quiet edges to the end silences, the rest cut evenly per phone). Either way the
+network is trained ``epochs_per_realign`` epochs and the targets are re-aligned by forced
+Viterbi with the current network, ``realign_iterations`` times (``transcript_realign_iterations``
+after a flat start), before a final stage of up to ``epochs`` epochs with learning-rate
+halving on dev-loss plateaus and early stopping (best dev-loss weights kept).
 Priors and transitions come from the final training alignment, the bigram LM from the
 training transcripts. Frames are drawn in shuffled mini-batches from one preloaded tensor.
 """
