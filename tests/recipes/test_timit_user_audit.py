@@ -25,11 +25,11 @@ def test_quick_run_writes_config_splits_metrics_reports(tmp_path):
     assert config["seed"] == 3 and config["shadows"]["workers"] == 1
     assert config["recognizer"]["network"]["hidden"] == [64]
     splits = json.loads((out / "splits.json").read_text())["splits"]
-    assert len(splits["target_members"]) == 4 and len(splits["shadow_pool"]) == 8
+    assert len(splits["target_members"]) == 3 and len(splits["shadow_pool"]) == 6
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["attacks"]) == {f"{c}/{a}" for c in ("seen", "unseen")
                                        for a in ("random_forest", "calibrated_test")}
-    assert {r["users"] for r in metrics["rows"]} == {4, 8}
+    assert {r["users"] for r in metrics["rows"]} == {4, 6}
     assert metrics["queries"]["answered"] == metrics["queries"]["sent"] > 0
     assert (out / "report" / "summary.html").is_file() and (out / "table.md").is_file()
     assert "online" in (out / "device.log").read_text()
