@@ -32,6 +32,8 @@ EVIDENCE_COLUMNS = ("per", "subs", "ins", "dels", "log_like_per_frame", "mean_co
 def _fmt(value, digits: int = 3) -> str:
     if value is None:
         return "n/a"
+    if isinstance(value, int):
+        return str(value)
     return f"{value:.{digits}f}"
 
 
