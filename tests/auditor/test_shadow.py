@@ -59,7 +59,7 @@ def test_shadows_train_on_a_local_ray_instance(tiny_manifest, tiny_roles, tiny_r
 
     from auditor.executor import get_executor
 
-    executor = get_executor("ray", address="local", max_workers=2, threads_per_worker=1)
+    executor = get_executor("ray", address="local", max_workers=1, threads_per_worker=1)
     try:
         shadows, _ = train_shadows(tiny_manifest, tiny_roles["pool"], tiny_recipe, k=2, seed=5,
                                    cache_dir=tmp_path, executor=executor)

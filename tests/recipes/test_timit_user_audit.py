@@ -16,13 +16,13 @@ def test_quick_run_writes_config_splits_metrics_reports(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, str(RECIPE), "--quick", "--out", str(out), "--seed", "3",
-         "--shadows.workers=1"],
+         "--shadows.executor=serial"],
         capture_output=True, text=True, timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Users  Accuracy Precision  Recall" in proc.stdout
     config = yaml.safe_load((out / "config.yaml").read_text())
-    assert config["seed"] == 3 and config["shadows"]["workers"] == 1
+    assert config["seed"] == 3 and config["shadows"]["executor"] == "serial"
     assert config["recognizer"]["network"]["hidden"] == [64]
     splits = json.loads((out / "splits.json").read_text())["splits"]
     assert len(splits["target_members"]) == 3 and len(splits["shadow_pool"]) == 6
