@@ -78,7 +78,8 @@ def test_shadows_are_queried_in_process_with_the_same_record(tiny_shadows, utts,
                                   progress=False)
     for utt_id, answer in one_by_one.answers.items():
         assert answer["phones"] == res.answers[utt_id]["phones"]
-        assert answer["log_like_per_frame"] == pytest.approx(res.answers[utt_id]["log_like_per_frame"], rel=1e-4)
+        batched = res.answers[utt_id]["log_like_per_frame"]
+        assert answer["log_like_per_frame"] == pytest.approx(batched, rel=1e-4)
 
 
 def test_a_cut_last_line_is_ignored_but_a_bad_middle_line_is_named(tmp_path):
