@@ -204,7 +204,8 @@ def query_device(
     Returns
     -------
     QueryResult
-        Stops early (``stopped`` says why) when the budget is spent or
+        The broker is contacted only if something is left to ask (``ConnectionError`` if it
+        cannot be reached). Stops early (``stopped`` says why) when the budget is spent or
         :data:`OFFLINE_AFTER_TIMEOUTS` queries in a row time out.
     """
     from device_sim.protocol import DeviceClient, DeviceError, DeviceTimeout
@@ -228,18 +229,22 @@ def query_device(
         except ConnectionError as e:
             raise _QueryFailure("connection", str(e)) from e
 
+    connected = []
+
     def ask(chunk: list[Utterance]) -> list:
+        if not connected:  # only when something is left to ask (a finished audit needs no broker)
+            try:
+                connected.append(client.connect())
+            except (ConnectionError, OSError) as e:
+                raise ConnectionError(f"cannot reach device {device_id!r} at {broker}: {e}") from e
         return [_outcome(ask_one, u) for u in chunk]
 
-    try:
-        client.connect()
-    except (ConnectionError, OSError) as e:
-        raise ConnectionError(f"cannot reach device {device_id!r} at {broker}: {e}") from e
     try:
         return _run(ask, utterances, record, f"device:{device_id}", budget=budget,
                     progress=progress, stop_on_offline=True)
     finally:
-        client.close()
+        if connected:
+            client.close()
 
 
 def query_recognizer(

@@ -28,6 +28,12 @@ def test_answers_are_recorded_and_a_rerun_reuses_them(tiny_device, utts, tmp_pat
     assert all(x["model"] == f"device:{device_id}" and x["answer"]["frames"] > 0 for x in lines)
     second = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
     assert second.sent == 0 and second.reused == 6 and second.answers == first.answers
+    # a finished record needs no broker; anything left to ask does
+    gone = "mqtt://127.0.0.1:9"
+    assert query_device(utts, record, broker=gone, device_id=device_id).reused == 6
+    with pytest.raises(ConnectionError, match="cannot reach device"):
+        query_device(utts, tmp_path / "new.jsonl", broker=gone, device_id=device_id,
+                     progress=False)
     assert len(record.read_text().splitlines()) == 6
 
 
