@@ -231,7 +231,7 @@ def audit_users(
             s_chosen = {"any": s_chosen["seen"]}  # the OUT side is the same; IN: trained audios
         s_ask = {u.utt_id: u for users in s_chosen.values() for us in users.values() for u in us}
         res = query_recognizer(load_recognizer(s.path), sorted(s_ask.values(), key=lambda u: u.utt_id),
-                               record, model=s.name, progress=progress)
+                               record, model=f"{s.name}@{s.path.name}", progress=progress)
         failures += [{"model": s.name, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
                      for k, e in res.errors.items()]
         shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures)))

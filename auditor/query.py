@@ -111,10 +111,12 @@ def _run(
     progress: bool,
     stop_on_offline: bool,
     batch: int = 1,
+    still_valid=None,
 ) -> QueryResult:
     """Shared loop: reuse settled records, ask for the rest ``batch`` at a time.
 
-    ``ask(list_of_utterances)`` returns, per utterance, an answer dict or a ``_QueryFailure``.
+    ``ask(list_of_utterances)`` returns, per utterance, an answer dict or a ``_QueryFailure``;
+    ``still_valid(record)``, if given, may refuse a recorded answer (asked again).
     """
     path = Path(record)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,7 +125,7 @@ def _run(
     todo = []
     for u in utterances:
         rec = known.get(u.utt_id)
-        if _settled(rec):
+        if _settled(rec) and (still_valid is None or still_valid(rec)):
             _collect(result, rec)
             result.reused += 1
         else:
@@ -204,8 +206,8 @@ def query_device(
     Returns
     -------
     QueryResult
-        The broker is contacted only if something is left to ask (``ConnectionError`` if it
-        cannot be reached). Stops early (``stopped`` says why) when the budget is spent or
+        Recorded answers are reused only if the device (its retained status) still serves the
+        model that gave them; ``ConnectionError`` if the broker cannot be reached. Stops early (``stopped`` says why) when the budget is spent or
         :data:`OFFLINE_AFTER_TIMEOUTS` queries in a row time out.
     """
     from device_sim.protocol import DeviceClient, DeviceError, DeviceTimeout
@@ -229,19 +231,37 @@ def query_device(
         except ConnectionError as e:
             raise _QueryFailure("connection", str(e)) from e
 
-    connected = []
+    connected: list = []
+    current: list = []
 
-    def ask(chunk: list[Utterance]) -> list:
-        if not connected:  # only when something is left to ask (a finished audit needs no broker)
+    def connect() -> None:
+        if not connected:
             try:
                 connected.append(client.connect())
             except (ConnectionError, OSError) as e:
                 raise ConnectionError(f"cannot reach device {device_id!r} at {broker}: {e}") from e
+
+    def same_model(rec: dict) -> bool:
+        """A recorded answer counts only if the device still serves the model that gave it."""
+        if "answer" not in rec:
+            return True
+        if not current:
+            connect()
+            status = client.status(timeout_s=5.0) or {}
+            current.append(status.get("model_id"))
+        if current[0] is not None and rec["answer"].get("model_id") not in (None, current[0]):
+            log.warning("%s: recorded answer came from model %s, device now serves %s: asking again",
+                        rec["utt_id"], rec["answer"].get("model_id"), current[0])
+            return False
+        return True
+
+    def ask(chunk: list[Utterance]) -> list:
+        connect()
         return [_outcome(ask_one, u) for u in chunk]
 
     try:
         return _run(ask, utterances, record, f"device:{device_id}", budget=budget,
-                    progress=progress, stop_on_offline=True)
+                    progress=progress, stop_on_offline=True, still_valid=same_model)
     finally:
         if connected:
             client.close()

@@ -28,13 +28,17 @@ def test_answers_are_recorded_and_a_rerun_reuses_them(tiny_device, utts, tmp_pat
     assert all(x["model"] == f"device:{device_id}" and x["answer"]["frames"] > 0 for x in lines)
     second = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
     assert second.sent == 0 and second.reused == 6 and second.answers == first.answers
-    # a finished record needs no broker; anything left to ask does
-    gone = "mqtt://127.0.0.1:9"
-    assert query_device(utts, record, broker=gone, device_id=device_id).reused == 6
     with pytest.raises(ConnectionError, match="cannot reach device"):
-        query_device(utts, tmp_path / "new.jsonl", broker=gone, device_id=device_id,
-                     progress=False)
-    assert len(record.read_text().splitlines()) == 6
+        query_device(utts, tmp_path / "new.jsonl", broker="mqtt://127.0.0.1:9",
+                     device_id=device_id, progress=False)
+    # answers of another model (the device was retrained since) are asked again
+    lines = record.read_text().splitlines()
+    stale = json.loads(lines[0])
+    stale["answer"]["model_id"] = "older-model"
+    record.write_text("\n".join([json.dumps(stale), *lines[1:]]) + "\n")
+    third = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
+    assert third.sent == 1 and third.reused == 5
+    assert len(record.read_text().splitlines()) == 7  # appended, nothing rewritten
 
 
 def test_budget_stops_and_unreadable_audio_is_a_recorded_failure(tiny_device, utts, tmp_path):
