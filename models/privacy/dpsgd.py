@@ -1,0 +1,172 @@
+"""DP-SGD through Opacus: validate and fix the module, wrap model / optimizer / loader, epsilon.
+
+A thin wrapper over :class:`opacus.PrivacyEngine` (Abadi et al. 2016): every per-sample
+gradient is clipped to L2 norm ``max_grad_norm``, the clipped gradients are summed, Gaussian
+noise of standard deviation ``noise_multiplier * max_grad_norm`` is added and the sum is divided
+by the expected batch size. With Poisson sampling (the default) each batch takes every record
+independently with probability ``batch_size / n``, which is what the accountant assumes.
+
+The module is first checked by :class:`opacus.validators.ModuleValidator`; layers that cannot
+have per-sample gradients with DP guarantees are replaced by :meth:`ModuleValidator.fix`
+(BatchNorm -> GroupNorm, ...). A module whose problems fix cannot solve is refused with the
+validator's errors. Whatever was fixed is reported in :attr:`PrivateTraining.fixed` so that
+checkpoints can record the changed architecture.
+
+Examples
+--------
+>>> dp = make_private(net, torch.optim.SGD(net.parameters(), lr=0.1), loader,
+...                   noise_multiplier=1.0, max_grad_norm=1.0, seed=0)  # doctest: +SKIP
+>>> for xb, yb in dp.data_loader: ...  # train dp.module with dp.optimizer  # doctest: +SKIP
+>>> epsilon(dp.engine, delta=1e-5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from opacus import PrivacyEngine
+from opacus.validators import ModuleValidator
+from torch import nn
+from torch.utils.data import DataLoader
+
+#: Accountant used by :func:`make_private` (Renyi DP, Mironov 2017).
+ACCOUNTANT = "rdp"
+
+
+@dataclass
+class PrivateTraining:
+    """What :func:`make_private` returns.
+
+    Attributes
+    ----------
+    module : torch.nn.Module
+        The wrapped module (an Opacus ``GradSampleModule``; its ``_module`` is the network).
+    optimizer : torch.optim.Optimizer
+        The DP optimizer (clips, noises, then steps the given optimizer).
+    data_loader : torch.utils.data.DataLoader
+        The loader (Poisson-sampled unless ``poisson_sampling=False``).
+    engine : opacus.PrivacyEngine
+        Holds the accountant (:func:`epsilon`).
+    fixed : bool
+        True when :meth:`ModuleValidator.fix` changed the module (e.g. BatchNorm -> GroupNorm).
+    """
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    data_loader: DataLoader
+    engine: PrivacyEngine
+    fixed: bool
+
+    @property
+    def network(self) -> nn.Module:
+        """The underlying (unwrapped) network, whose state dict checkpoints save."""
+        return unwrap(self.module)
+
+
+def fix_module(module: nn.Module) -> tuple[nn.Module, bool]:
+    """``(module, changed)``: ``module`` fixed for DP-SGD, or itself when already valid.
+
+    Raises
+    ------
+    ValueError
+        When the module has problems :meth:`ModuleValidator.fix` cannot solve (the message
+        lists the validator's errors).
+    """
+    if not ModuleValidator.validate(module, strict=False):
+        return module, False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fix() warns about every replaced layer
+        fixed = ModuleValidator.fix(module)
+    errors = ModuleValidator.validate(fixed, strict=False)
+    if errors:
+        raise ValueError(
+            "module cannot be trained with DP-SGD even after ModuleValidator.fix: "
+            + "; ".join(str(e) for e in errors)
+        )
+    return fixed, True
+
+
+def make_private(
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer | None,
+    data_loader: DataLoader,
+    *,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    seed: int | None = None,
+    poisson_sampling: bool = True,
+    optimizer_factory=None,
+) -> PrivateTraining:
+    """Wrap ``module``, ``optimizer`` and ``data_loader`` for DP-SGD.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network; validated and, when needed, fixed first (:func:`fix_module`).
+    optimizer : torch.optim.Optimizer or None
+        Its optimizer. When the module had to be fixed the optimizer would hold the old
+        parameters: pass ``optimizer_factory`` (parameters -> optimizer) instead, or a module
+        that needs no fix.
+    data_loader : torch.utils.data.DataLoader
+        The training loader; its ``batch_size`` sets the expected batch size.
+    noise_multiplier : float
+        Noise standard deviation relative to ``max_grad_norm`` (sigma, >= 0).
+    max_grad_norm : float
+        Per-sample gradient clipping bound C (L2 norm over all parameters, > 0).
+    seed : int, optional
+        Seeds the noise and the Poisson sampling (not secure randomness; for reproducibility).
+    poisson_sampling : bool
+        Poisson-sampled batches (needed for the accountant's guarantee).
+    optimizer_factory : callable, optional
+        ``parameters -> optimizer``, used instead of ``optimizer`` (required when the module
+        is fixed).
+
+    Returns
+    -------
+    PrivateTraining
+    """
+    if noise_multiplier < 0:
+        raise ValueError(f"noise_multiplier must be >= 0, got {noise_multiplier}")
+    if max_grad_norm <= 0:
+        raise ValueError(f"max_grad_norm must be > 0, got {max_grad_norm}")
+    fixed_module, changed = fix_module(module)
+    if optimizer_factory is not None:
+        optimizer = optimizer_factory(fixed_module.parameters())
+    elif optimizer is None:
+        raise ValueError("make_private needs an optimizer or an optimizer_factory")
+    elif changed:
+        raise ValueError(
+            "ModuleValidator.fix replaced layers of the module, so the optimizer holds stale "
+            "parameters; pass optimizer_factory instead"
+        )
+    engine = PrivacyEngine(accountant=ACCOUNTANT)
+    generator = None if seed is None else torch.Generator().manual_seed(int(seed))
+    wrapped, dp_optimizer, loader = engine.make_private(
+        module=fixed_module,
+        optimizer=optimizer,
+        data_loader=data_loader,
+        noise_multiplier=float(noise_multiplier),
+        max_grad_norm=float(max_grad_norm),
+        poisson_sampling=poisson_sampling,
+        noise_generator=generator,
+    )
+    return PrivateTraining(wrapped, dp_optimizer, loader, engine, changed)
+
+
+def epsilon(engine: PrivacyEngine, delta: float = 1e-5) -> float:
+    """The accountant's epsilon at ``delta`` for the steps taken so far.
+
+    0.0 before the first step; ``inf`` when the noise multiplier is 0 (no privacy).
+    """
+    if not 0.0 < delta < 1.0:
+        raise ValueError(f"delta must be in (0, 1), got {delta}")
+    if not engine.accountant.history:
+        return 0.0
+    return float(engine.get_epsilon(delta))
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The network inside an Opacus ``GradSampleModule`` (the module itself otherwise)."""
+    return getattr(module, "_module", module)

@@ -1,0 +1,198 @@
+"""The defense registry: every membership-privacy defense as a registered name.
+
+A defense acts at one *stage*:
+
+- ``"train"``: changes how the model is trained (L2, dropout, adversarial regularization,
+  DP-SGD);
+- ``"serve"``: changes only what the model answers (top-k, rounding, label-only);
+- ``"model"``: changes what the model is (model stacking).
+
+Each :class:`DefenseSpec` names its parameters with their defaults (the default's type is the
+parameter's type) and the paths (``"cifar"``, ``"voice"``) that implement it. Unknown names and
+parameters are refused with a :class:`ValueError` that lists the known ones (the style of
+Opacus' accountant registry).
+
+Examples
+--------
+>>> parse_defense("dpsgd:noise_multiplier=1.0,max_grad_norm=2")
+('dpsgd', {'noise_multiplier': 1.0, 'max_grad_norm': 2.0, 'delta': 1e-05})
+>>> get_defense("transcript_only").name
+'label_only'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+STAGES = ("train", "serve", "model")
+PATHS = ("cifar", "voice")
+
+
+class UnknownDefenseError(ValueError):
+    """A defense name (or alias) that is not registered."""
+
+
+@dataclass(frozen=True)
+class DefenseSpec:
+    """One registered defense.
+
+    Attributes
+    ----------
+    name : str
+        Registry key.
+    stage : {"train", "serve", "model"}
+        Where the defense acts (module docstring).
+    defaults : dict
+        Parameter -> default value; the default's type is the parameter's type (an int is
+        accepted for a float parameter).
+    paths : tuple of str
+        Paths implementing it (``"cifar"``, ``"voice"``).
+    doc : str
+        One line: what it does, with units.
+    """
+
+    name: str
+    stage: str
+    defaults: dict = field(default_factory=dict)
+    paths: tuple[str, ...] = PATHS
+    doc: str = ""
+
+    def params(self, given: dict | None = None) -> dict:
+        """The defaults updated by ``given``, type-checked; unknown parameters are refused."""
+        given = dict(given or {})
+        unknown = sorted(set(given) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"defense {self.name!r} has no parameter(s) {unknown}; "
+                f"it takes {sorted(self.defaults) or 'none'}"
+            )
+        out = dict(self.defaults)
+        for key, value in given.items():
+            out[key] = _typed(self.defaults[key], value, f"{self.name}.{key}")
+        return out
+
+
+DEFENSES: dict[str, DefenseSpec] = {
+    spec.name: spec
+    for spec in (
+        DefenseSpec("none", "train", {}, doc="no defense (the undefended model)"),
+        DefenseSpec(
+            "l2",
+            "train",
+            {"weight_decay": 0.001},
+            doc="L2 regularization: weight_decay * w added to each gradient",
+        ),
+        DefenseSpec("dropout", "train", {"p": 0.5}, doc="dropout probability p in [0, 1)"),
+        DefenseSpec(
+            "topk",
+            "serve",
+            {"k": 3},
+            doc="answer only the k largest probabilities (others 0, renormalised)",
+        ),
+        DefenseSpec(
+            "rounding",
+            "serve",
+            {"decimals": 1},
+            doc="probabilities rounded to `decimals` decimal places",
+        ),
+        DefenseSpec(
+            "label_only",
+            "serve",
+            {},
+            doc="answer only the predicted label (one-hot; the voice path: transcript only)",
+        ),
+        DefenseSpec(
+            "stacking",
+            "model",
+            {"n_first": 2, "meta_epochs": 30},
+            paths=("cifar",),
+            doc="ML-Leaks model stacking: n_first models on disjoint parts + a meta-classifier",
+        ),
+        DefenseSpec(
+            "advreg",
+            "train",
+            {"lam": 1.0, "k_steps": 1, "ref_fraction": 0.2, "attack_lr": 0.001, "warmup_epochs": 0},
+            doc="Nasr et al. adversarial regularization with trade-off weight lam",
+        ),  # fmt: skip
+        DefenseSpec(
+            "dpsgd",
+            "train",
+            {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5},
+            doc="DP-SGD (Opacus): per-sample clipping to max_grad_norm, Gaussian noise",
+        ),
+    )
+}
+
+#: Other names accepted for a registered defense.
+ALIASES: dict[str, str] = {"transcript_only": "label_only", "top_k": "topk"}
+
+
+def get_defense(name: str) -> DefenseSpec:
+    """The :class:`DefenseSpec` registered as ``name`` (or an alias of it).
+
+    Raises
+    ------
+    UnknownDefenseError
+        When ``name`` is neither registered nor an alias; the message lists the known names.
+    """
+    key = ALIASES.get(name, name)
+    try:
+        return DEFENSES[key]
+    except KeyError:
+        known = sorted(DEFENSES) + sorted(f"{a} (= {t})" for a, t in ALIASES.items())
+        raise UnknownDefenseError(f"unknown defense {name!r}; known: {', '.join(known)}") from None
+
+
+def parse_defense(text: str) -> tuple[str, dict]:
+    """``"name"`` or ``"name:key=value,key=value"`` -> ``(name, params)``.
+
+    ``name`` is resolved through the aliases; ``params`` are the defaults updated by the given
+    values, each converted to the type of its default.
+
+    Raises
+    ------
+    UnknownDefenseError
+        For an unknown name.
+    ValueError
+        For a malformed item, an unknown parameter or a value of the wrong type.
+    """
+    name, _, rest = str(text).strip().partition(":")
+    spec = get_defense(name.strip())
+    given = {}
+    for item in filter(None, (s.strip() for s in rest.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"defense parameter {item!r} in {text!r} is not key=value")
+        given[key.strip()] = value.strip()
+    return spec.name, spec.params(given)
+
+
+def check_path(name: str, path: str) -> DefenseSpec:
+    """The spec of ``name``, refusing it when ``path`` does not implement it."""
+    spec = get_defense(name)
+    if path not in spec.paths:
+        raise ValueError(f"defense {spec.name!r} is not available on the {path} path")
+    return spec
+
+
+def _typed(default, value, where: str):
+    """``value`` converted to the type of ``default`` (strings are parsed)."""
+    kind = type(default)
+    if isinstance(value, str):
+        try:
+            if kind is bool:
+                if value.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(value)
+                return value.lower() in ("true", "1")
+            return kind(float(value)) if kind is int and float(value).is_integer() else kind(value)
+        except ValueError:
+            raise ValueError(f"{where}: {value!r} is not of type {kind.__name__}") from None
+    if isinstance(value, bool) != (kind is bool):
+        raise ValueError(f"{where}: {value!r} is not of type {kind.__name__}")
+    if kind is float and isinstance(value, int | float):
+        return float(value)
+    if kind is int and isinstance(value, int):
+        return value
+    if isinstance(value, kind):
+        return value
+    raise ValueError(f"{where}: {value!r} is not of type {kind.__name__}")

@@ -1,0 +1,67 @@
+import pytest
+
+from models.privacy.registry import (
+    DEFENSES,
+    STAGES,
+    UnknownDefenseError,
+    check_path,
+    get_defense,
+    parse_defense,
+)
+
+
+def test_every_defense_has_a_stage_and_paths():
+    required = {"none", "l2", "dropout", "topk", "rounding", "label_only", "stacking", "advreg",
+                "dpsgd"}  # fmt: skip
+    assert required <= set(DEFENSES)
+    for spec in DEFENSES.values():
+        assert spec.stage in STAGES and spec.paths and spec.doc
+
+
+def test_unknown_name_is_refused_with_the_known_ones():
+    with pytest.raises(UnknownDefenseError, match="known: .*dpsgd") as err:
+        get_defense("dp-sgd")
+    assert isinstance(err.value, ValueError)
+
+
+def test_alias_and_defaults():
+    assert get_defense("transcript_only").name == "label_only"
+    assert parse_defense("dpsgd") == (
+        "dpsgd", {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5})  # fmt: skip
+
+
+def test_parse_types_values_against_defaults():
+    name, params = parse_defense("dpsgd:noise_multiplier=2,max_grad_norm=0.5")
+    assert name == "dpsgd" and params["noise_multiplier"] == 2.0
+    assert isinstance(params["noise_multiplier"], float)
+    assert parse_defense("topk:k=2") == ("topk", {"k": 2})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("topk:k=1.5", "not of type int"),
+        ("topk:depth=3", "no parameter"),
+        ("l2:weight_decay", "not key=value"),
+        ("dropout:p=abc", "not of type float"),
+        ("nope:x=1", "unknown defense"),
+    ],
+)
+def test_bad_specs_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_defense(text)
+
+
+def test_params_type_check_python_values():
+    spec = get_defense("advreg")
+    assert spec.params({"lam": 3})["lam"] == 3.0
+    with pytest.raises(ValueError):
+        spec.params({"k_steps": 1.5})
+    with pytest.raises(ValueError):
+        spec.params({"k_steps": True})
+
+
+def test_check_path():
+    assert check_path("stacking", "cifar").name == "stacking"
+    with pytest.raises(ValueError, match="voice"):
+        check_path("stacking", "voice")
