@@ -21,6 +21,9 @@ CMVN_MODES = ("utterance", "speaker", "global", "none")
 #: ``alignment`` (states split evenly inside each aligned phone) or ``transcript`` (flat start).
 TARGET_MODES = ("auto", "alignment", "transcript")
 
+#: Where adversarial regularization takes its reference (non-member) frames from.
+ADVREG_REFERENCES = ("dev", "speakers")
+
 DEFAULT_CONFIG: dict = {
     "features": {
         "sample_rate": 16000,  # Hz; other rates are refused, not resampled
@@ -56,6 +59,33 @@ DEFAULT_CONFIG: dict = {
         "min_improvement": 0.002,  # relative dev-loss gain below which the lr is halved
         "patience": 2,  # halvings without improvement before early stopping
         "tune_decoding": True,  # grid-search acoustic scale / insertion penalty on dev
+        # Defenses against membership inference (see models/asr/defenses.py for the named
+        # settings; L2 is `weight_decay` above, dropout is `network.dropout`).
+        "advreg": {
+            # Nasr et al. (2018) adversarial regularization at frame level: an inference model
+            # sees the network's state posteriors and the target state of member (training)
+            # frames and of reference frames; the network is trained on its loss plus
+            # `lam` x the inference model's gain on the members. 0 turns the game off.
+            "lam": 0.0,
+            # reference (non-member) frames: `dev` = the dev utterances of the training
+            # speakers (unseen audio of member speakers: needs no further data, but teaches
+            # only "trained audio vs other audio of the same voices"); `speakers` = the
+            # utterances of `reference_speakers` (other voices: the user-level question)
+            "reference": "dev",
+            "reference_speakers": [],
+            "attack_lr": 0.001,  # Adam, inference model
+            "k_steps": 1,  # inference-model steps per network step (k in Nasr et al.)
+            "warmup_epochs": 1,  # plain epochs before the game starts
+        },
+        "dpsgd": {
+            # DP-SGD through Opacus over frame mini-batches (Poisson sampling): the privacy
+            # unit is one FRAME, not a speaker (user-level DP would clip per speaker);
+            # batch norm is replaced by group norm (ModuleValidator.fix).
+            "enabled": False,
+            "noise_multiplier": 1.0,  # sigma
+            "max_grad_norm": 1.0,  # per-frame gradient clipping norm C
+            "delta": 1e-5,  # epsilon is reported at this delta
+        },
     },
     "decoding": {
         "acoustic_scale": 0.3,
@@ -96,6 +126,17 @@ def validate_config(config: dict) -> dict:
             f"training.targets: unknown mode {config['training']['targets']!r} "
             f"(known: {', '.join(TARGET_MODES)})"
         )
+    adv = config["training"]["advreg"]
+    if adv["reference"] not in ADVREG_REFERENCES:
+        raise ConfigError(
+            f"training.advreg.reference: unknown {adv['reference']!r} "
+            f"(known: {', '.join(ADVREG_REFERENCES)})"
+        )
+    if float(adv["lam"]) < 0:
+        raise ConfigError("training.advreg.lam: must be >= 0")
+    dp = config["training"]["dpsgd"]
+    if dp["enabled"] and (float(dp["noise_multiplier"]) < 0 or float(dp["max_grad_norm"]) <= 0):
+        raise ConfigError("training.dpsgd: noise_multiplier must be >= 0 and max_grad_norm > 0")
     if int(config["hmm"]["states_per_phone"]) < 1:
         raise ConfigError("hmm.states_per_phone: must be >= 1")
     return config

@@ -14,6 +14,27 @@ after a flat start), before a final stage of up to ``epochs`` epochs with learni
 halving on dev-loss plateaus and early stopping (best dev-loss weights kept).
 Priors and transitions come from the final training alignment, the bigram LM from the
 training transcripts. Frames are drawn in shuffled mini-batches from one preloaded tensor.
+
+Defenses (config ``training.advreg`` and ``training.dpsgd``; L2 is ``training.weight_decay``,
+dropout ``network.dropout``; named settings in :mod:`models.asr.defenses`):
+
+- adversarial regularization (:mod:`models.privacy.advreg`) at frame level: after
+  ``warmup_epochs``, each mini-batch first trains the inference model ``k_steps`` times to tell
+  the network's state posteriors (with the target state) on the batch's training frames from
+  those on as many random reference frames, both computed in eval mode (what the device
+  serves); then the network steps on cross-entropy + ``lam`` x the inference model's mean log
+  membership probability of the batch. The reference frames are the dev utterances of the
+  training speakers (``reference: dev``) or the utterances of other speakers passed as
+  ``reference`` (``reference: speakers``). Per epoch the history logs the inference model's
+  loss (binary cross-entropy; ``log 2 = 0.693`` is chance).
+- DP-SGD (:mod:`models.privacy.dpsgd`, Opacus): frames are Poisson-sampled through a
+  ``DataLoader`` over frame indices, each frame's gradient is clipped to ``max_grad_norm`` and
+  Gaussian noise added; batch norm becomes group norm (``ModuleValidator.fix``), recorded in
+  ``model.json``'s architecture. The accountant's epsilon at ``delta`` is logged per epoch and
+  stored in ``model.json`` (``training.dpsgd``). The privacy unit is one 10 ms frame: a
+  speaker contributes thousands of frames, so this epsilon says nothing about a user (user-level
+  DP would clip per speaker). Dev-set model selection, decoder tuning and forced re-alignment
+  use the data outside the accountant.
 """
 
 from __future__ import annotations
@@ -33,7 +54,7 @@ from tqdm import tqdm
 from models.asr.config import resolve_config
 from models.asr.features import FeatureCache, SplicedFrames, apply_cmvn, cmvn_stats
 from models.asr.hmm import HmmParams, phone_ids
-from models.asr.network import FrameMlp
+from models.asr.network import FrameMlp, describe_network
 from models.asr.phones import UnknownPhoneError, fold_48_to_39
 from models.asr.recognizer import Recognizer, save_recognizer
 from models.asr.scoring import per, sum_counts
@@ -219,9 +240,21 @@ def _check_phones(utts: list[Utterance], skipped: list[dict]) -> list[Utterance]
 
 
 class _FrameTrainer:
-    """The network, its optimiser and the preloaded frames; one method per training step kind."""
+    """The network, its optimiser and the preloaded frames; one method per training step kind.
 
-    def __init__(self, train: PreparedSet, dev: PreparedSet, cfg: dict, seed: int, cmvn):
+    ``reference`` (prepared non-member utterances) is needed when adversarial regularization is
+    on (``training.advreg.lam > 0``).
+    """
+
+    def __init__(
+        self,
+        train: PreparedSet,
+        dev: PreparedSet,
+        cfg: dict,
+        seed: int,
+        cmvn,
+        reference: PreparedSet | None = None,
+    ):
         tr, net = cfg["training"], cfg["network"]
         self.train, self.dev, self.cfg, self.cmvn = train, dev, cfg, cmvn
         context = int(cfg["features"]["context"])
@@ -233,37 +266,135 @@ class _FrameTrainer:
         self.network = FrameMlp(
             self.frames.input_dim, n_states, hidden, dropout, bool(net["batch_norm"])
         )
-        self.optimizer = torch.optim.Adam(
-            self.network.parameters(),
-            lr=float(tr["learning_rate"]),
-            weight_decay=float(tr["weight_decay"]),
-        )
+        lr, wd = float(tr["learning_rate"]), float(tr["weight_decay"])
+        self.optimizer = torch.optim.Adam(self.network.parameters(), lr=lr, weight_decay=wd)
         self.gen = torch.Generator().manual_seed(seed)
         self.batch = int(tr["batch_size"])
         self.loss_fn = torch.nn.CrossEntropyLoss()
         self.hmm = _estimate_hmm(train, cfg)
         self.seconds = 0.0  # spent in mini-batch steps
         self.frames_seen = 0
+        self.epochs_done = 0
+        self.model = self.network  # what the mini-batch steps call (Opacus wraps it)
 
-    def epoch(self) -> float:
-        """One pass over the shuffled training frames; returns the mean mini-batch loss."""
-        self.network.train()
+        self.dp, self.delta = None, None
+        dp = tr["dpsgd"]
+        if dp["enabled"]:
+            from torch.utils.data import DataLoader, TensorDataset
+
+            from models.privacy.dpsgd import make_private
+
+            index = TensorDataset(torch.arange(len(self.frames)))  # frame indices: record = frame
+            loader = DataLoader(index, batch_size=self.batch, shuffle=True, generator=self.gen)
+            self.dp = make_private(
+                self.network,
+                None,
+                loader,
+                noise_multiplier=float(dp["noise_multiplier"]),
+                max_grad_norm=float(dp["max_grad_norm"]),
+                seed=seed,
+                optimizer_factory=lambda ps: torch.optim.Adam(ps, lr=lr, weight_decay=wd),
+            )
+            self.network = self.dp.network  # batch norm -> group norm when it had batch norm
+            self.network.arch = describe_network(self.network)
+            self.model, self.optimizer = self.dp.module, self.dp.optimizer
+            self.delta = float(dp["delta"])
+
+        adv = tr["advreg"]
+        self.adv, self.adv_warmup, self.adv_k = None, int(adv["warmup_epochs"]), int(adv["k_steps"])
+        if float(adv["lam"]) > 0:
+            from models.privacy.advreg import AdversarialRegularizer
+
+            if reference is None or not reference.utts:
+                raise TrainingDataError("training.advreg needs reference (non-member) utterances")
+            self.adv = AdversarialRegularizer(
+                n_states, lam=float(adv["lam"]), attack_lr=float(adv["attack_lr"]), seed=seed
+            )
+            self.ref_frames = reference.frames(context)
+            self.ref_targets = reference.target_tensor()  # (reference frames,)
+            self.adv_gen = torch.Generator().manual_seed(seed + 7919)  # own stream: reference draws
+
+    def epsilon(self) -> float | None:
+        """DP-SGD's epsilon at ``delta`` so far (``None`` without DP-SGD)."""
+        if self.dp is None:
+            return None
+        from models.privacy.dpsgd import epsilon
+
+        return epsilon(self.dp.engine, self.delta)
+
+    def _batches(self):
+        """Index batches of one epoch: Poisson-sampled under DP-SGD, else a seeded shuffle."""
+        if self.dp is not None:
+            for (idx,) in self.dp.data_loader:
+                yield idx
+            return
         perm = torch.randperm(len(self.frames), generator=self.gen)  # (train frames,)
-        total, n_batches = 0.0, 0
-        t0 = time.perf_counter()
         for b in range(0, perm.numel(), self.batch):
-            idx = perm[b : b + self.batch]
+            yield perm[b : b + self.batch]
+
+    def _attack_steps(self, x: torch.Tensor, y: torch.Tensor) -> float:
+        """Advreg max step(s) on the batch's frames against random reference frames (eval mode)."""
+        self.network.eval()
+        losses = []
+        with torch.no_grad():
+            member_logits = self.network(x)  # (b, S)
+        for _ in range(self.adv_k):
+            ridx = torch.randint(len(self.ref_frames), (x.shape[0],), generator=self.adv_gen)
+            with torch.no_grad():
+                ref_logits = self.network(self.ref_frames.gather(ridx))  # (b, S)
+            losses.append(
+                self.adv.attack_step(member_logits, y, ref_logits, self.ref_targets[ridx])
+            )
+        self.network.train()
+        return float(np.mean(losses))
+
+    def step(self, idx: torch.Tensor) -> dict:
+        """One mini-batch step on training frames ``idx`` (the advreg max steps first, if on)."""
+        x, y = self.frames.gather(idx), self.targets[idx]  # (b, input_dim), (b,)
+        out = {}
+        game = self.adv is not None and self.epochs_done >= self.adv_warmup
+        if game:
+            out["attack_loss"] = self._attack_steps(x, y)
+        logits = self.model(x)  # (b, S)
+        loss = self.loss_fn(logits, y)
+        out["ce"] = loss.item()
+        if game:
+            penalty = self.adv.penalty(logits, y)
+            out["penalty"] = penalty.item()
+            loss = loss + penalty
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return out
+
+    def epoch(self) -> dict:
+        """One pass over the training frames; returns mean mini-batch losses.
+
+        ``train_loss`` (cross-entropy), and with adversarial regularization on
+        ``advreg_attack_loss`` (the inference model's loss before each max step) and
+        ``advreg_penalty`` (``lam`` x mean log membership probability of the batches).
+        """
+        self.network.train()
+        sums: dict[str, float] = {}
+        n_batches = 0
+        t0 = time.perf_counter()
+        for idx in self._batches():
             if idx.numel() < 2:
-                continue  # batch norm needs two frames
-            loss = self.loss_fn(self.network(self.frames.gather(idx)), self.targets[idx])
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            total += loss.item()
+                continue  # batch norm needs two frames (a Poisson batch may even be empty)
+            for key, value in self.step(idx).items():
+                sums[key] = sums.get(key, 0.0) + value
             n_batches += 1
         self.seconds += time.perf_counter() - t0
-        self.frames_seen += perm.numel()
-        return total / max(n_batches, 1)
+        self.frames_seen += len(self.frames)
+        self.epochs_done += 1
+        means = {k: v / max(n_batches, 1) for k, v in sums.items()}
+        row = {"train_loss": means.get("ce", float("nan"))}
+        if self.adv is not None:
+            row["advreg_attack_loss"] = means.get("attack_loss", float("nan"))
+            row["advreg_penalty"] = means.get("penalty", float("nan"))
+        if self.dp is not None:
+            row["epsilon"] = self.epsilon()
+        return row
 
     def recognizer(self, meta: dict | None = None) -> Recognizer:
         return Recognizer(self.network, self.cfg, self.hmm, *(self.cmvn or (None, None)), meta=meta)
@@ -301,8 +432,28 @@ class _FrameTrainer:
             g["lr"] *= factor
 
 
-def _load_data(utterances, cfg: dict, seed: int, cache_dir, progress: bool):
-    """Split, check phones, load features, normalise and build initial targets."""
+def _reference_utterances(utterances, reference, cfg: dict, skipped: list[dict]) -> list:
+    """The advreg reference utterances of ``reference: speakers`` (checked), else ``[]``."""
+    adv = cfg["training"]["advreg"]
+    if float(adv["lam"]) <= 0 or adv["reference"] != "speakers":
+        return []
+    if not reference:
+        raise TrainingDataError(
+            "training.advreg.reference is 'speakers' but no reference utterances were given "
+            "(training.advreg.reference_speakers names them in the manifest)"
+        )
+    clash = {u.speaker for u in reference} & {u.speaker for u in utterances}
+    if clash:
+        raise TrainingDataError(f"advreg reference speakers are training speakers: {sorted(clash)}")
+    return _check_phones(list(reference), skipped)
+
+
+def _load_data(utterances, cfg: dict, seed: int, cache_dir, progress: bool, reference=None):
+    """Split, check phones, load features, normalise and build initial targets.
+
+    Returns ``(split, train, dev, skipped, cmvn, cache_stats, use_alignment, ref)`` where ``ref``
+    is the prepared advreg reference set (``None`` when adversarial regularization is off).
+    """
     tr = cfg["training"]
     skipped: list[dict] = []
     split = split_utterances(
@@ -311,6 +462,7 @@ def _load_data(utterances, cfg: dict, seed: int, cache_dir, progress: bool):
         int(tr["dev_utterances_per_speaker"]),
         seed,
     )
+    ref_utts = _reference_utterances(utterances, reference, cfg, skipped)
     usable = _check_phones(split.train + split.dev, skipped)
     use_alignment = (
         all(u.alignment for u in usable)
@@ -321,13 +473,22 @@ def _load_data(utterances, cfg: dict, seed: int, cache_dir, progress: bool):
         missing = next(u.utt_id for u in usable if not u.alignment)
         raise TrainingDataError(f"training.targets is 'alignment' but {missing} has no alignment")
     raw, feat_skipped, cache_stats = FeatureCache(cache_dir).load(
-        usable, cfg["features"], int(cfg["decoding"]["min_frames"]), progress=progress
+        usable + ref_utts, cfg["features"], int(cfg["decoding"]["min_frames"]), progress=progress
     )
     skipped += feat_skipped
     train_raw = [raw[u.utt_id] for u in split.train if u.utt_id in raw]
     global_stats = cmvn_stats(train_raw) if train_raw else None
     train = _prepare(split.train, raw, cfg, use_alignment, global_stats, skipped)
     dev = _prepare(split.dev, raw, cfg, use_alignment, global_stats, skipped)
+    ref = None
+    if float(tr["advreg"]["lam"]) > 0:
+        ref = (
+            _prepare(ref_utts, raw, cfg, use_alignment, global_stats, skipped)
+            if tr["advreg"]["reference"] == "speakers"
+            else dev
+        )
+        if not ref.utts:
+            raise TrainingDataError("training.advreg: no usable reference utterances")
     for s in skipped:
         log.warning("skipped %s: %s", s["utt_id"], s["reason"])
     if not train.utts:
@@ -335,7 +496,7 @@ def _load_data(utterances, cfg: dict, seed: int, cache_dir, progress: bool):
             f"no usable training utterances ({len(skipped)} skipped: {skipped[:3]})"
         )
     cmvn = global_stats if cfg["features"]["cmvn"] == "global" else None
-    return split, train, dev, skipped, cmvn, cache_stats, use_alignment
+    return split, train, dev, skipped, cmvn, cache_stats, use_alignment, ref
 
 
 def train_recognizer(
@@ -346,6 +507,7 @@ def train_recognizer(
     out_dir: Path | None = None,
     progress: bool = True,
     cache_dir: Path | None = None,
+    reference: Sequence[Utterance] | None = None,
 ) -> tuple[Recognizer, dict]:
     """Train a recognizer on the speakers of ``utterances`` (see the module docstring).
 
@@ -359,6 +521,9 @@ def train_recognizer(
         and ``train_report.json`` are written there.
     progress : show progress bars and log one line per epoch.
     cache_dir : feature cache folder (see :class:`~models.asr.features.FeatureCache`).
+    reference : non-member utterances (speakers disjoint from ``utterances``) for adversarial
+        regularization with ``training.advreg.reference: speakers``; ignored otherwise (see
+        :func:`models.asr.defenses.reference_utterances`).
 
     Returns
     -------
@@ -369,10 +534,10 @@ def train_recognizer(
     tr = cfg["training"]
     torch.manual_seed(seed)
     started = time.perf_counter()
-    split, train, dev, skipped, cmvn, cache_stats, use_alignment = _load_data(
-        utterances, cfg, seed, cache_dir, progress
+    split, train, dev, skipped, cmvn, cache_stats, use_alignment, ref = _load_data(
+        utterances, cfg, seed, cache_dir, progress, reference
     )
-    trainer = _FrameTrainer(train, dev, cfg, seed, cmvn)
+    trainer = _FrameTrainer(train, dev, cfg, seed, cmvn, ref)
     realigns = int(
         tr["realign_iterations"] if use_alignment else tr["transcript_realign_iterations"]
     )
@@ -388,7 +553,7 @@ def train_recognizer(
             "stage": stage,
             "lr": trainer.optimizer.param_groups[0]["lr"],
         }
-        row |= {"train_loss": trainer.epoch()} | trainer.dev_metrics()
+        row |= trainer.epoch() | trainer.dev_metrics()
         epochs_log.append(row)
         bar.update()
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
@@ -439,6 +604,7 @@ def train_recognizer(
         "n_train_utterances": len(train.utts),
         "train_frames": len(trainer.frames),
         "targets": "alignment" if use_alignment else "transcript",
+        "defenses": _defense_meta(cfg, trainer, ref),
     }
     recognizer = trainer.recognizer(meta)
     data_doc = {
@@ -449,6 +615,7 @@ def train_recognizer(
         "dev": [u.utt_id for u in dev.utts],
         "heldout": [u.utt_id for u in split.heldout],
         "skipped": skipped,
+        "advreg_reference": [] if ref is None else [u.utt_id for u in ref.utts],
         "dev_protocol": "per speaker, seeded shuffle: first heldout_utterances_per_speaker held out, "
         "next dev_utterances_per_speaker dev (lr halving, early stopping, decoder tuning), rest trained on",
     }
@@ -469,13 +636,50 @@ def train_recognizer(
         "train_frames_per_second": trainer.frames_seen / trainer.seconds
         if trainer.seconds
         else float("nan"),
+        "train_seconds": trainer.seconds,
         "wall_seconds": time.perf_counter() - started,
+        "defenses": meta["defenses"],
     }
     if out_dir is not None:
         save_recognizer(recognizer, out_dir)
         (Path(out_dir) / DATA_JSON_NAME).write_text(json.dumps(data_doc, indent=1))
         (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=1))
     return recognizer, report
+
+
+def _defense_meta(cfg: dict, trainer: _FrameTrainer, ref: PreparedSet | None) -> dict:
+    """What ``model.json`` records of the training defenses (L2, dropout, advreg, DP-SGD)."""
+    tr = cfg["training"]
+    out: dict = {
+        "weight_decay": float(tr["weight_decay"]),
+        "dropout": float(cfg["network"]["dropout"]),
+    }
+    if trainer.adv is not None:
+        adv = tr["advreg"]
+        out["advreg"] = {
+            "lam": float(adv["lam"]),
+            "k_steps": int(adv["k_steps"]),
+            "warmup_epochs": int(adv["warmup_epochs"]),
+            "reference": adv["reference"],
+            "reference_utterances": len(ref.utts),
+            "reference_speakers": sorted({u.speaker for u in ref.utts}),
+            "final_gain": trainer.adv.last_gain,
+        }
+    if trainer.dp is not None:
+        dp = tr["dpsgd"]
+        out["dpsgd"] = {
+            "epsilon": trainer.epsilon(),
+            "delta": float(dp["delta"]),
+            "noise_multiplier": float(dp["noise_multiplier"]),
+            "max_grad_norm": float(dp["max_grad_norm"]),
+            "privacy_unit": "frame (10 ms); not user-level: a speaker contributes many frames",
+            "sampling": "poisson",
+            "accountant": "rdp",
+            "expected_batch_frames": trainer.batch,
+            "steps": int(sum(h[-1] for h in trainer.dp.engine.accountant.history)),
+            "module_fixed": bool(trainer.dp.fixed),
+        }
+    return out
 
 
 def _tune_decoding(rec: Recognizer, dev: PreparedSet, log_post: list[np.ndarray]) -> dict:
