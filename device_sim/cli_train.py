@@ -70,6 +70,14 @@ def _utterances(manifest: Path, splits: Path | None, split: str | None, speakers
     default=None,
     help="Feature cache folder [default: 'features' beside the manifest].",
 )
+@click.option(
+    "--defense",
+    default="none",
+    show_default=True,
+    help="Training defense NAME[:key=value,...]: none, l2:weight_decay=W, dropout:p=P, "
+    "advreg:lam=L, dpsgd:noise_multiplier=S,max_grad_norm=C (see models/asr/defenses.py); "
+    "applied on top of --config.",
+)
 def train(
     manifest: Path,
     out: Path,
@@ -80,24 +88,40 @@ def train(
     seed: int,
     threads: int | None,
     cache_dir: Path | None,
+    defense: str,
 ) -> None:
     """Train the recognizer on the manifest's speakers (or one split of them)."""
     import torch
 
-    from models.asr.config import ConfigError, load_config
+    from models.asr.config import ConfigError, load_config, merge_config
+    from models.asr.defenses import reference_utterances, voice_defense
     from models.asr.train import TrainingDataError, train_recognizer
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if threads is not None:
         torch.set_num_threads(threads)
     try:
+        chosen = voice_defense(defense)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--defense") from e
+    if chosen.stage != "train":
+        raise click.BadParameter(
+            f"{chosen.name} is a serving defense: train without it and serve with "
+            f"`device-sim serve --output {chosen.output}`",
+            param_hint="--defense",
+        )
+    try:
         config = load_config(config_path, {"training": {"epochs": epochs}} if epochs else None)
-    except ConfigError as e:
+        config = merge_config(config, chosen.config)
+        reference = reference_utterances(manifest, config)
+    except (ConfigError, ManifestError, ValueError) as e:
         raise click.UsageError(str(e)) from e
     utts = _utterances(manifest, splits, split, ())
     cache = cache_dir if cache_dir is not None else manifest_path(manifest).parent / "features"
     try:
-        rec, report = train_recognizer(utts, config, seed=seed, out_dir=out, cache_dir=cache)
+        rec, report = train_recognizer(
+            utts, config, seed=seed, out_dir=out, cache_dir=cache, reference=reference
+        )
     except TrainingDataError as e:
         raise click.ClickException(str(e)) from e
     d = report["data"]
@@ -113,6 +137,12 @@ def train(
         f"epochs {len(report['epochs'])}  last dev PER {last['dev_per']:.3f}  "
         f"train {report['train_frames_per_second']:.0f} frames/s  wall {report['wall_seconds']:.0f} s"
     )
+    dp = report["defenses"].get("dpsgd")
+    if dp is not None:
+        click.echo(
+            f"DP-SGD: epsilon {dp['epsilon']:.3g} at delta {dp['delta']:g} "
+            f"(privacy unit: one frame, not one speaker)"
+        )
 
 
 @click.command()

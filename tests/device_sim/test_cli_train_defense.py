@@ -1,0 +1,54 @@
+"""``device-sim train --defense``: named training defenses, clear errors for the rest."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from device_sim.cli import main
+from models.manifest import write_manifest
+
+from .conftest import TINY_CONFIG
+
+
+@pytest.fixture(scope="module")
+def tiny_manifest_and_config(tiny_utterances, tmp_path_factory):
+    root = tmp_path_factory.mktemp("defense_cli")
+    manifest = write_manifest(root / "manifest.jsonl", tiny_utterances)
+    config = root / "tiny.yaml"
+    config.write_text(json.dumps(TINY_CONFIG))  # JSON is YAML
+    return manifest, config
+
+
+def _train(manifest, config, out, defense):
+    args = ["train", "--manifest", str(manifest), "--out", str(out), "--config", str(config),
+            "--threads", "1", "--defense", defense]  # fmt: skip
+    return CliRunner().invoke(main, args)
+
+
+@pytest.mark.parametrize(
+    ("defense", "message"),
+    [
+        ("shuffle", "unknown defense 'shuffle'"),
+        ("stacking", "not available on the voice path"),
+        ("topk:k=2", "serving defense: train without it and serve with `device-sim serve --output topk:2`"),
+        ("dpsgd:sigma=1", "no parameter"),
+    ],
+)  # fmt: skip
+def test_bad_defense_is_refused_before_training(
+    tiny_manifest_and_config, tmp_path, defense, message
+):
+    res = _train(*tiny_manifest_and_config, tmp_path / "ck", defense)
+    assert res.exit_code == 2 and message in res.output, res.output
+    assert not (tmp_path / "ck").exists()
+
+
+def test_dpsgd_defense_trains_and_reports_epsilon(tiny_manifest_and_config, tmp_path):
+    res = _train(*tiny_manifest_and_config, tmp_path / "ck", "dpsgd:noise_multiplier=1.5")
+    assert res.exit_code == 0, res.output
+    assert "DP-SGD: epsilon" in res.output and "not one speaker" in res.output
+    doc = json.loads((tmp_path / "ck" / "model.json").read_text())
+    assert doc["architecture"]["norm"] == "group"
+    assert doc["training"]["defenses"]["dpsgd"]["noise_multiplier"] == 1.5
