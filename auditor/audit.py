@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -90,9 +90,16 @@ def select_audios(
 
 
 def _features_of(
-    chosen: dict[str, dict[str, list[Utterance]]], result: QueryResult, model: str, failures: list
+    chosen: dict[str, dict[str, list[Utterance]]],
+    result: QueryResult,
+    model: str,
+    failures: list,
+    view: Callable[[dict], dict] | None = None,
 ) -> dict[str, dict[str, list[tuple[Utterance, dict, dict]]]]:
-    """Per condition and speaker: [(utterance, answer, features)] of answered audios."""
+    """Per condition and speaker: [(utterance, answer, features)] of answered audios.
+
+    ``view`` (if given) turns each answer into what a hardened device would reveal of it.
+    """
     out: dict[str, dict[str, list]] = {}
     for cond, users in chosen.items():
         out[cond] = {}
@@ -102,6 +109,8 @@ def _features_of(
                 answer = result.answers.get(u.utt_id)
                 if answer is None:
                     continue
+                if view is not None:
+                    answer = view(answer)
                 try:
                     rows.append((u, answer, utterance_features(answer, u.phones, u.utt_id)))
                 except FeatureError as e:
@@ -167,6 +176,7 @@ def audit_users(
     n_bootstrap: int = 1000,
     seed: int = 0,
     progress: bool = True,
+    shadow_view: Callable[[dict], dict] | None = None,
 ) -> dict:
     """Audit users of a device and write ``metrics.json``, ``users.json``, ``calibration.json``.
 
@@ -187,6 +197,11 @@ def audit_users(
     n_bootstrap : resamples for the 95% intervals.
     seed : audio order, forest, user subsets, bootstrap.
     progress : progress bars.
+    shadow_view : what the device reveals of an answer (its output hardening, e.g.
+        ``device_sim.hardening.parse_output_policy("rounded:1").apply``), applied to the
+        shadows' in-process answers so the attacks learn from the same view of a model as the
+        device gives; ``None`` keeps them whole (a device serving ``full``). The device's
+        declared ``output`` is recorded in ``metrics.json`` (``device_output``).
 
     Returns
     -------
@@ -234,7 +249,7 @@ def audit_users(
                                record, model=f"{s.name}@{s.path.name}", progress=progress)
         failures += [{"model": s.name, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
                      for k, e in res.errors.items()]
-        shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures)))
+        shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures, shadow_view)))
 
     names = user_feature_names()
     attacks: dict[str, dict] = {}
@@ -319,6 +334,7 @@ def audit_users(
     doc = {
         "seed": seed,
         "device_id": device_id,
+        "device_output": sorted({str(a.get("output", "full")) for a in target_q.answers.values()}),
         "audios_per_user": audios_per_user,
         "conditions": conditions,
         "n_members": len(members),

@@ -44,13 +44,16 @@ def demo_config(quick: bool = False, overrides: Iterable[str] = ()) -> dict:
 
 
 @contextmanager
-def running_device(model: Path, device_id: str, *, broker_kind: str, profile: str, log_path: Path):
+def running_device(model: Path, device_id: str, *, broker_kind: str, profile: str, log_path: Path,
+                   output: str = "full"):
     """Run ``device-sim serve`` (with its private broker) in a subprocess; yields the broker URL.
 
-    The device's stderr goes to ``log_path``; the process is stopped with SIGINT on exit.
+    ``output`` is the device's output hardening (``device-sim serve --output``). The device's
+    stderr goes to ``log_path``; the process is stopped with SIGINT on exit.
     """
     cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(model),
-           "--device-id", device_id, "--broker-kind", broker_kind, "--profile", profile]
+           "--device-id", device_id, "--broker-kind", broker_kind, "--profile", profile,
+           "--output", output]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                             env=os.environ | {"PYTHONUNBUFFERED": "1"})
     lines: list[str] = []
@@ -134,10 +137,27 @@ def run_demo(
     return run_user_audit(demo_config(quick, overrides), out, seed=seed)
 
 
-def run_user_audit(cfg: dict, out: str | Path, *, seed: int = 0, root: Path | None = None) -> dict:
+def run_user_audit(
+    cfg: dict,
+    out: str | Path,
+    *,
+    seed: int = 0,
+    root: Path | None = None,
+    manifest: Path | None = None,
+    splits_path: Path | None = None,
+    models_dir: Path | None = None,
+    shadow_view=None,
+    reports: bool = True,
+) -> dict:
     """The whole pipeline for one config (``demo.yaml``'s sections); see the module docstring.
 
     ``root`` resolves a relative ``corpus.path`` (the recipes pass the repository root).
+    Several audits of one corpus (e.g. one per defense setting) share its preparation:
+    ``manifest`` (a prepared corpus: no corpus stage), ``splits_path`` (an existing splits
+    file, read instead of drawn) and ``models_dir`` (the model cache: a target or shadow whose
+    recipe, speakers and seed did not change is reused). ``cfg["device"]["output"]`` (default
+    ``full``) hardens the device's answers and ``shadow_view`` gives the shadows' answers the
+    same view (see :func:`auditor.audit.audit_users`). ``reports=False`` skips the HTML.
     Returns ``metrics.json``'s document plus ``stages`` (seconds per stage).
     """
     from auditor.audit import audit_users
@@ -151,17 +171,20 @@ def run_user_audit(cfg: dict, out: str | Path, *, seed: int = 0, root: Path | No
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
 
-    manifest = prepare_audit_corpus(run_dir, cfg["corpus"], seed, root)
+    if manifest is None:
+        manifest = prepare_audit_corpus(run_dir, cfg["corpus"], seed, root)
     stages["corpus"] = time.perf_counter() - t0
 
     t = time.perf_counter()
-    splits_path = run_dir / "splits.json"
-    make_splits(manifest, splits_path, seed=seed, **cfg["splits"])
+    if splits_path is None:
+        splits_path = run_dir / "splits.json"
+        make_splits(manifest, splits_path, seed=seed, **cfg["splits"])
     splits = read_splits(splits_path)
     print(f"[audit] splits: {', '.join(f'{k}={len(v)}' for k, v in splits.items())}", flush=True)
     rec_cfg = cfg["recognizer"]
     key = cache_key(rec_cfg, splits["target_members"], seed, manifest)
-    target_dir = run_dir / "models" / f"target-{key}"
+    models_dir = Path(models_dir) if models_dir is not None else run_dir / "models"
+    target_dir = models_dir / f"target-{key}"
     extra = [] if is_trained(target_dir) else [
         {"manifest": str(manifest), "speakers": splits["target_members"], "config": rec_cfg,
          "seed": seed, "out_dir": str(target_dir)}
@@ -172,14 +195,15 @@ def run_user_audit(cfg: dict, out: str | Path, *, seed: int = 0, root: Path | No
     print(f"[audit] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
           f"({sh['executor']} executor, {sh['workers']} workers)", flush=True)
     shadows, _ = train_shadows(manifest, splits["shadow_pool"], rec_cfg, k=sh["k"], seed=seed,
-                               cache_dir=run_dir / "models", executor=executor, extra_jobs=extra)
+                               cache_dir=models_dir, executor=executor, extra_jobs=extra)
     stages["train_target_and_shadows"] = time.perf_counter() - t
     target_data = json.loads((target_dir / "data.json").read_text())
 
     dev = cfg["device"]
     t = time.perf_counter()
     with running_device(target_dir, dev["device_id"], broker_kind=dev["broker_kind"],
-                        profile=dev["profile"], log_path=run_dir / "device.log") as broker:
+                        profile=dev["profile"], log_path=run_dir / "device.log",
+                        output=dev.get("output", "full")) as broker:
         stages["device_start"] = time.perf_counter() - t
         print(f"[audit] device {dev['device_id']} online at {broker}; auditing", flush=True)
         t = time.perf_counter()
@@ -191,11 +215,11 @@ def run_user_audit(cfg: dict, out: str | Path, *, seed: int = 0, root: Path | No
             audios_per_user=au["audios_per_user"], users_sweep=au["users_sweep"],
             audios_sweep=au["audios_sweep"], n_estimators=au["n_estimators"],
             n_bootstrap=au["n_bootstrap"], timeout_s=au["timeout_s"], retries=au["retries"],
-            seed=seed,
+            seed=seed, shadow_view=shadow_view,
         )
         stages["audit"] = time.perf_counter() - t
     t = time.perf_counter()
-    summary = write_reports(run_dir)
+    summary = write_reports(run_dir) if reports else None
     stages["reports"] = time.perf_counter() - t
     stages["total"] = time.perf_counter() - t0
     (run_dir / "stages.json").write_text(json.dumps(stages, indent=1))
@@ -207,4 +231,5 @@ def run_user_audit(cfg: dict, out: str | Path, *, seed: int = 0, root: Path | No
           f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "
           + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
     print(f"[audit] metrics: {run_dir / 'metrics.json'}\n[audit] report: {summary}")
-    return metrics | {"stages": stages}
+    return metrics | {"stages": stages, "target_dir": str(target_dir), "splits": splits,
+                      "manifest": str(manifest)}

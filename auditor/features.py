@@ -41,6 +41,18 @@ AGGREGATES = {
 }
 
 
+#: The ``output`` a device that answers transcripts only declares (device_sim's hardening).
+TRANSCRIPT_ONLY = "transcript-only"
+#: Features a transcript-only answer withholds; set to 0.0 for every user (no information).
+SCORE_FEATURES = (
+    "log_like_per_frame",
+    "mean_confidence",
+    "min_confidence",
+    "frames",
+    "frames_per_ref_phone",
+)
+
+
 class FeatureError(ValueError):
     """An answer or reference that features cannot be computed from; the message says which."""
 
@@ -60,11 +72,15 @@ def utterance_features(answer: Mapping, reference_phones: Sequence[str], utt_id:
     -------
     dict keyed by :data:`UTTERANCE_FEATURES` (PER and its edit counts on the 39 folding).
 
+    A hardened answer that declares ``"output": "transcript-only"`` (label-only) gives the
+    edit features only; :data:`SCORE_FEATURES` are then 0.0 (the same for every user, so they
+    carry nothing and the attack works from the transcript alone).
+
     Raises
     ------
     FeatureError
-        For an empty reference or an answer that lacks a field (e.g. a hardened device that
-        answers transcripts only gives no log-likelihood).
+        For an empty reference or an answer that lacks a field without declaring itself
+        transcript-only.
 
     Examples
     --------
@@ -75,12 +91,21 @@ def utterance_features(answer: Mapping, reference_phones: Sequence[str], utt_id:
     """
     if not reference_phones:
         raise FeatureError(f"{utt_id}: no reference phones (missing reference text)")
-    missing = [k for k in ("phones", "log_like_per_frame", "frames") if k not in answer]
+    label_only = answer.get("output") == TRANSCRIPT_ONLY
+    needed = ("phones",) if label_only else ("phones", "log_like_per_frame", "frames")
+    missing = [k for k in needed if k not in answer]
     if missing:
         raise FeatureError(f"{utt_id}: answer lacks {', '.join(missing)}")
     ref39 = fold_48_to_39(reference_phones)
     hyp39 = fold_48_to_39(answer["phones"])
     edits = per(ref39, hyp39)
+    if label_only:
+        return {
+            "per": float(edits["per"]),
+            "subs": int(edits["subs"]),
+            "ins": int(edits["ins"]),
+            "dels": int(edits["dels"]),
+        } | dict.fromkeys(SCORE_FEATURES, 0.0)
     confidences = np.asarray(answer.get("phone_confidences") or [np.nan], dtype=np.float64)
     frames = float(answer["frames"])
     return {

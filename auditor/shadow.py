@@ -97,14 +97,20 @@ def cache_key(config: dict, speakers: Sequence[str], seed: int, manifest: str | 
 
 
 def train_model_job(manifest: str, speakers: list[str], config: dict, seed: int, out_dir: str) -> str:
-    """Executor job: train one recognizer on ``speakers`` into ``out_dir`` (atomic rename)."""
+    """Executor job: train one recognizer on ``speakers`` into ``out_dir`` (atomic rename).
+
+    A config whose adversarial regularization takes its reference frames from other speakers
+    (``training.advreg.reference_speakers``) gets their utterances from the same manifest.
+    """
+    from models.asr.defenses import reference_utterances
     from models.asr.train import train_recognizer
 
     out = Path(out_dir)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     utts = read_manifest(manifest, speakers)
-    train_recognizer(utts, config, seed=seed, out_dir=tmp, progress=False)
+    reference = reference_utterances(manifest, config)
+    train_recognizer(utts, config, seed=seed, out_dir=tmp, progress=False, reference=reference)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     return str(out)
