@@ -7,7 +7,7 @@ matplotlib's Agg backend (no display needed) to PNG.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -90,3 +90,73 @@ def save_roc_plots(
         scale: plot_roc_curves(curves, out_dir / f"{stem}_{scale}.png", scale=scale, title=title)
         for scale in SCALES
     }
+
+
+def plot_privacy_utility(
+    points: Sequence[Mapping],
+    path,
+    *,
+    utility_label: str,
+    attacks: Sequence[tuple[str, str]],
+    baseline: str = "none",
+    title: str | None = None,
+) -> Path:
+    """Utility against attack strength, one point per defense setting, the undefended marked.
+
+    Parameters
+    ----------
+    points : sequence of mapping
+        One per setting: ``name`` (label), ``utility`` (y value, e.g. PER or test accuracy) and
+        ``series``: series name (e.g. ``"unseen audios"``, one marker each) -> panel key ->
+        attack figure (``None`` for an unmeasurable one: left out).
+    path : str or Path
+        Output PNG; parent folders are created.
+    utility_label : str
+        The y axis label.
+    attacks : sequence of (key, label)
+        One panel per entry: the panel's key in each series mapping and its x axis label (e.g.
+        ``("auc", "attack AUC")``, ``("tpr_low", "TPR at FPR 1/N")``).
+    baseline : str
+        The ``name`` of the undefended setting (drawn as a star, with dotted guide lines).
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    if not points:
+        raise ValueError("no settings to plot")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    series = sorted({s for p in points for s in p["series"]})
+    markers = dict(zip(series, ("o", "s", "^", "D"), strict=False))
+    fig, axes = plt.subplots(1, len(attacks), figsize=(6 * len(attacks), 4.8), squeeze=False)
+    for ax, (key, label) in zip(axes[0], attacks, strict=True):
+        for s in series:
+            xs, ys, names = [], [], []
+            for p in points:
+                value = p["series"].get(s, {}).get(key)
+                if value is not None and p["utility"] is not None:
+                    xs.append(value)
+                    ys.append(p["utility"])
+                    names.append(p["name"])
+            ax.scatter(xs, ys, marker=markers[s], label=s, alpha=0.8)
+            for x, y, n in zip(xs, ys, names, strict=True):
+                if n == baseline:
+                    ax.scatter([x], [y], marker="*", s=260, color="k", zorder=5)
+                    ax.axhline(y, color="k", linestyle=":", linewidth=0.7)
+                ax.annotate(n, (x, y), fontsize=6, xytext=(3, 3), textcoords="offset points")
+        if key == "auc":
+            ax.axvline(0.5, color="grey", linestyle="--", linewidth=0.8, label="chance")
+        ax.set_xlabel(label)
+        ax.set_ylabel(utility_label)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, title=f"* = {baseline} (undefended)", title_fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import shutil
 from pathlib import Path
 from string import Template
 
@@ -25,6 +26,7 @@ from auditor.plots import save_roc_plots  # noqa: E402
 
 TEMPLATES = Path(__file__).with_name("templates")
 REPORT_DIR_NAME = "report"
+DEFENSES_JSON_NAME = "defenses.json"
 EVIDENCE_COLUMNS = ("per", "subs", "ins", "dels", "log_like_per_frame", "mean_confidence",
                     "min_confidence", "frames")
 
@@ -144,9 +146,49 @@ def _user_page(user: dict, img: str) -> str:
     )
 
 
+def _defense_section(run_dir: Path, out: Path) -> str:
+    """The privacy-utility plot and table of ``defenses.json`` (written by the voice defenses
+    recipe beside the undefended audit), or ``""`` when the run has none."""
+    path = run_dir / DEFENSES_JSON_NAME
+    if not path.is_file():
+        return ""
+    doc = json.loads(path.read_text())
+    img = ""
+    if doc.get("plot") and (run_dir / doc["plot"]).is_file():
+        shutil.copyfile(run_dir / doc["plot"], out / Path(doc["plot"]).name)
+        img = f'<img class="wide" src="{html.escape(Path(doc["plot"]).name)}" alt="privacy-utility plot">'
+    n = doc.get("n_nonmembers")
+    head = ("<tr><th>setting</th><th>stage</th><th>PER on unseen speakers</th><th>PER change</th>"
+            + "".join(f"<th>{c} AUC (random forest) [95% CI]</th><th>{c} AUC (calibrated)</th>"
+                      f"<th>{c} TPR at FPR 1/{n}</th>" for c in ("seen", "unseen"))
+            + "<th>training time ratio</th><th>epsilon (delta 1e-5, per frame)</th></tr>")
+
+    def cells(attacks: dict, cond: str) -> str:
+        rf, cal = attacks.get(f"{cond}/random_forest") or {}, attacks.get(f"{cond}/calibrated_test") or {}
+        return (f"<td>{_with_ci(rf, 'auc') if rf else 'n/a'}</td><td>{_fmt(cal.get('auc'))}</td>"
+                f"<td>{html.escape(_tpr1(rf, rf['lowest_fpr'])) if rf.get('lowest_fpr') else 'n/a'}</td>")
+
+    body = "".join(
+        f"<tr><td>{html.escape(st['setting'])}</td><td>{st['stage']}</td>"
+        f"<td>{_fmt(st['per_unseen_speakers'])}</td><td>{st['per_increase']:+.3f}</td>"
+        + cells(st["attacks"], "seen") + cells(st["attacks"], "unseen")
+        + f"<td>{_fmt(st['train_time_ratio'], 2)}</td><td>{_fmt(st.get('epsilon'))}</td></tr>"
+        for st in doc["settings"]
+    )
+    best = doc.get("best_tradeoff") or {}
+    verdict = (f"<p>Closest to chance on unseen audios: <b>{html.escape(best['setting'])}</b> "
+               f"(|AUC - 0.5| = {best['unseen_auc_distance_to_chance']:.3f}, PER change "
+               f"{best['per_increase']:+.3f}).</p>") if best else ""
+    notes = "".join(f"<p class='note'>{html.escape(x)}</p>" for x in doc.get("notes", []))
+    return (f'<h2>Defenses</h2>{verdict}<table class="defenses">{head}{body}</table>'
+            f"{notes}{img}")
+
+
 def write_reports(run_dir: str | Path) -> Path:
     """Render the summary and per-user reports of an audited run directory; returns the summary.
 
+    When the run directory holds ``defenses.json`` (the voice defenses recipe), the summary
+    also shows the defenses' table and privacy-utility plot.
     Raises ``FileNotFoundError`` naming the missing file when the run has no audit results.
     """
     run_dir = Path(run_dir)
@@ -216,6 +258,7 @@ def write_reports(run_dir: str | Path) -> Path:
         user_heads="".join(f"<th>{html.escape(c)} verdict</th>" for c in conds),
         user_rows="\n".join(user_rows),
         problems=problems,
+        defenses=_defense_section(run_dir, out),
     )
     path = out / "summary.html"
     path.write_text(summary)

@@ -1,0 +1,406 @@
+"""Issue 7, voice path: defenses against the user-level audit and their cost in PER.
+
+    python recipes/voice_defenses/run.py [--quick] [--out DIR] [--config YAML] [--seed N]
+        [--key=value ...]
+
+Prepares the synthetic eSpeak corpus and the speaker splits once, then for each setting of
+``defenses`` (``NAME[:key=value,...]``, :mod:`models.asr.defenses`) runs the user-level audit
+of :func:`auditor.demo.run_user_audit` into ``settings/<slug>/``: the target trained with the
+defense, 2 shadows trained with the same recipe, the device serving it over MQTT (with its
+``--output`` hardening for serving defenses, whose target and shadows are the undefended
+ones, reused from the model cache), both audit conditions. Then it scores PER on unseen
+speakers (every utterance of the audit's non-member speakers) and writes into the run
+directory: ``config.yaml`` (resolved, with the seed), ``splits.json``, ``metrics.json`` (a
+row per setting, condition and attack, with PER, training time ratio and epsilon),
+``table.md``, ``privacy_utility.png``, and the undefended audit's HTML summary with the
+defense table and plot (``settings/none/report/summary.html``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
+from auditor.demo import prepare_audit_corpus, run_user_audit
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = Path(__file__).with_name("config.yaml")
+ATTACKS = ("random_forest", "calibrated_test")
+CONDITIONS = ("seen", "unseen")
+PLOT_NAME = "privacy_utility.png"
+DEFENSES_JSON = "defenses.json"
+
+
+def resolve_config(path: Path, overrides: list[str], *, quick: bool) -> dict:
+    """The YAML, then its ``quick`` section (with ``quick``), then the command line."""
+    config = load_config(path)
+    quick_section = config.pop("quick", None) or {}
+    if quick:
+        config = apply_overrides(
+            config, [f"{k}={v}" for k, v in quick_section.items()], source="quick"
+        )
+    return apply_overrides(config, overrides, source=str(path))
+
+
+def slug(spec: str) -> str:
+    """A folder name for a defense spec: ``l2:weight_decay=0.01`` -> ``l2-weight_decay-0.01``."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", spec).strip("-")
+
+
+def _unseen_speaker_per(target_dir: Path, manifest: Path, speakers: list[str]) -> float:
+    from models.asr.evaluate import evaluate_recognizer
+    from models.asr.recognizer import load_recognizer
+    from models.manifest import read_manifest
+
+    rec = load_recognizer(target_dir)
+    return float(
+        evaluate_recognizer(rec, read_manifest(manifest, speakers), progress=False)["overall"][
+            "per"
+        ]
+    )
+
+
+def _overlay(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra``'s keys set (nested; new keys allowed: the recognizer config is a
+    set of overrides, checked when training resolves it)."""
+    out = dict(base)
+    for key, value in extra.items():
+        is_section = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _overlay(out[key], value) if is_section else value
+    return out
+
+
+def _setting_config(config: dict, defense, reference_speakers: list[str]) -> dict:
+    """The audit config of one setting: the recipe plus the defense (and advreg's reference)."""
+    from models.asr.config import resolve_config
+
+    rec = _overlay(config["recognizer"], defense.config)
+    if defense.name == "advreg":
+        ref = {"reference": config["advreg_reference"]}
+        if config["advreg_reference"] == "speakers":
+            if not reference_speakers:
+                raise ValueError(
+                    "advreg_reference is 'speakers' but every corpus speaker is "
+                    "in a split: add corpus speakers"
+                )
+            ref["reference_speakers"] = reference_speakers
+        rec = _overlay(rec, {"training": {"advreg": ref}})
+    resolve_config(rec)  # refuses unknown keys now, not in a training job
+    device = dict(config["device"], output=defense.output)
+    return {k: v for k, v in config.items() if k not in ("defenses", "advreg_reference")} | {
+        "recognizer": rec,
+        "device": device,
+    }
+
+
+def _attack_row(metrics: dict, cond: str, attack: str) -> dict:
+    m = metrics["attacks"].get(f"{cond}/{attack}")
+    if m is None:
+        return {}
+    keys = (
+        "accuracy",
+        "precision",
+        "recall",
+        "f1",
+        "auc",
+        "tpr_at_fpr",
+        "n_members",
+        "n_nonmembers",
+        "lowest_fpr",
+        "ci95",
+        "tpr_at_fpr_note",
+    )
+    return {k: m[k] for k in keys if k in m}
+
+
+def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0) -> dict:
+    """Run every defense setting of ``config`` into ``out``; returns ``metrics.json``'s document."""
+    from auditor.corpora.split import make_splits
+    from device_sim.hardening import parse_output_policy
+    from models.asr.defenses import voice_defense
+    from models.manifest import read_manifest
+    from models.splits import read_splits
+
+    defenses = [voice_defense(spec) for spec in config["defenses"]]  # refuse bad specs first
+    specs = list(config["defenses"])
+    if "none" not in specs:
+        raise ValueError("defenses must include 'none' (the undefended baseline)")
+    run_dir = prepare_run_dir(out, config, seed)
+    started = time.perf_counter()
+    manifest = prepare_audit_corpus(run_dir, config["corpus"], seed, REPO)
+    splits_path = run_dir / "splits.json"
+    make_splits(manifest, splits_path, seed=seed, **config["splits"])
+    splits = read_splits(splits_path)
+    in_splits = {s for v in splits.values() for s in v}
+    reference = sorted({u.speaker for u in read_manifest(manifest)} - in_splits)
+    (run_dir / "advreg_reference.json").write_text(
+        json.dumps({"mode": config["advreg_reference"], "speakers": reference}, indent=1)
+    )
+    models_dir = run_dir / "models"
+
+    settings = []
+    for spec, defense in zip(specs, defenses, strict=True):
+        print(f"\n[defenses] === {spec} ({defense.stage}) ===", flush=True)
+        t = time.perf_counter()
+        view = None if defense.output == "full" else parse_output_policy(defense.output).apply
+        metrics = run_user_audit(
+            _setting_config(config, defense, reference),
+            run_dir / "settings" / slug(spec),
+            seed=seed,
+            manifest=manifest,
+            splits_path=splits_path,
+            models_dir=models_dir,
+            shadow_view=view,
+            reports=False,
+        )
+        target = Path(metrics["target_dir"])
+        report = json.loads((target / "train_report.json").read_text())
+        settings.append(
+            {
+                "setting": spec,
+                "slug": slug(spec),
+                "defense": defense.name,
+                "stage": defense.stage,
+                "params": defense.params,
+                "output": defense.output,
+                "model_id": report["model_id"],
+                "per_unseen_speakers": _unseen_speaker_per(
+                    target, manifest, splits["target_nonmembers"]
+                ),
+                "train_seconds": report["train_seconds"],
+                "train_wall_seconds": report["wall_seconds"],
+                "epsilon": (report["defenses"].get("dpsgd") or {}).get("epsilon"),
+                "delta": (report["defenses"].get("dpsgd") or {}).get("delta"),
+                "advreg_final_gain": (report["defenses"].get("advreg") or {}).get("final_gain"),
+                "attacks": {
+                    f"{c}/{a}": _attack_row(metrics, c, a) for c in CONDITIONS for a in ATTACKS
+                },
+                "setting_seconds": time.perf_counter() - t,
+            }
+        )
+        print(
+            f"[defenses] {spec}: PER unseen speakers {settings[-1]['per_unseen_speakers']:.3f}, "
+            + ", ".join(
+                f"{k} AUC {v.get('auc', float('nan')):.3f}"
+                for k, v in settings[-1]["attacks"].items()
+            ),
+            flush=True,
+        )
+
+    base = next(s for s in settings if s["setting"] == "none")
+    for s in settings:
+        served = s["stage"] == "serve"
+        s["per_increase"] = s["per_unseen_speakers"] - base["per_unseen_speakers"]
+        s["train_time_ratio"] = 1.0 if served else s["train_seconds"] / base["train_seconds"]
+        s["train_wall_ratio"] = (
+            1.0 if served else s["train_wall_seconds"] / base["train_wall_seconds"]
+        )
+    rows = []
+    for s in settings:
+        for key, m in s["attacks"].items():
+            if not m:
+                continue
+            cond, attack = key.split("/")
+            rows.append(
+                {
+                    "setting": s["setting"],
+                    "defense": s["defense"],
+                    "condition": cond,
+                    "attack": attack,
+                }
+                | m
+                | {
+                    k: s[k]
+                    for k in ("per_unseen_speakers", "per_increase", "train_time_ratio", "epsilon")
+                }
+            )
+    best = closest_to_chance(settings)
+    doc = {
+        "seed": seed,
+        "n_members": len(splits["target_members"]),
+        "n_nonmembers": len(splits["target_nonmembers"]),
+        "unseen_speakers_for_per": len(splits["target_nonmembers"]),
+        "advreg_reference": {"mode": config["advreg_reference"], "speakers": reference},
+        "rows": rows,
+        "settings": settings,
+        "best_tradeoff": best,
+        "notes": NOTES,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    save_metrics(run_dir, doc)
+    table = format_defense_table(doc)
+    (run_dir / "table.md").write_text(table + "\n", encoding="utf-8")
+    plot = plot_defenses(doc, run_dir / PLOT_NAME)
+    summary = _summary_with_defenses(run_dir, doc, plot)
+    print("\n" + table)
+    print(
+        f"\n[defenses] metrics: {run_dir / 'metrics.json'}\n[defenses] plot: {plot}\n"
+        f"[defenses] report: {summary}\n[defenses] wall {doc['wall_seconds']:.0f} s"
+    )
+    return doc
+
+
+#: What every table and report says next to the figures.
+NOTES = [
+    "TPR at 1% FPR cannot be measured with N < 100 non-members; the table gives TPR at the "
+    "lowest measurable FPR, 1/N.",
+    "DP-SGD's epsilon (delta 1e-5) is per FRAME (the privacy unit of the mini-batches), not per "
+    "speaker: it bounds what one 10 ms frame reveals, not what a user's hundreds of frames do.",
+    "Serving defenses reuse the undefended target (PER unchanged, no training cost); the auditor "
+    "sees the same hardened view of its shadows. The audit asks for no per-frame top-k "
+    "posteriors, so topk:K leaves its view unchanged.",
+    "PER on unseen speakers: every utterance of the audit's non-member speakers, 39-phone folding.",
+]
+
+
+def _tpr_low(m: dict) -> float | None:
+    key = m.get("lowest_fpr")
+    return None if key is None else m["tpr_at_fpr"].get(key)
+
+
+def closest_to_chance(settings: list[dict], attack: str = "random_forest") -> dict:
+    """The setting whose unseen-audio audit AUC is closest to 0.5, ties broken by PER increase.
+
+    Distance to chance is ``|AUC - 0.5|`` of the stronger of the two attacks (an attacker
+    picks the better one); the undefended setting is excluded.
+    """
+
+    def distance(s: dict) -> float:
+        aucs = [s["attacks"][f"unseen/{a}"].get("auc") for a in ATTACKS]
+        return max(abs(a - 0.5) for a in aucs if a is not None)
+
+    candidates = [s for s in settings if s["setting"] != "none"]
+    if not candidates:
+        return {}
+    best = min(candidates, key=lambda s: (round(distance(s), 3), s["per_increase"]))
+    return {
+        "setting": best["setting"],
+        "unseen_auc_distance_to_chance": distance(best),
+        "per_increase": best["per_increase"],
+        "attack": attack,
+    }
+
+
+def format_defense_table(doc: dict) -> str:
+    """Markdown table: one line per setting."""
+    n = doc["n_nonmembers"]
+    head = (
+        "| setting | PER unseen spk | dPER | seen AUC RF | seen AUC cal | seen TPR@1/N RF "
+        "| unseen AUC RF [95% CI] | unseen AUC cal | unseen TPR@1/N RF | train time x | eps (delta 1e-5, per frame) |"
+    )
+    lines = [head, "|" + "---|" * 11]
+
+    def auc(m: dict, ci: bool = False) -> str:
+        if not m or m.get("auc") is None:
+            return "n/a"
+        c = (m.get("ci95") or {}).get("auc")
+        return f"{m['auc']:.3f}" + (f" [{c[0]:.2f}, {c[1]:.2f}]" if ci and c else "")
+
+    def tpr(m: dict) -> str:
+        v = _tpr_low(m) if m else None
+        return "n/a" if v is None else f"{v:.2f}"
+
+    for s in doc["settings"]:
+        a = s["attacks"]
+        eps = "" if s["epsilon"] is None else f"{s['epsilon']:.3g}"
+        lines.append(
+            f"| {s['setting']} | {s['per_unseen_speakers']:.3f} | {s['per_increase']:+.3f} "
+            f"| {auc(a['seen/random_forest'])} | {auc(a['seen/calibrated_test'])} "
+            f"| {tpr(a['seen/random_forest'])} | {auc(a['unseen/random_forest'], True)} "
+            f"| {auc(a['unseen/calibrated_test'])} | {tpr(a['unseen/random_forest'])} "
+            f"| {s['train_time_ratio']:.2f} | {eps} |"
+        )
+    lines.append("")
+    lines.append(
+        f"{doc['n_members']} member and {n} non-member users; TPR@1/N is the TPR at FPR "
+        f"1/{n} = {1 / n:.3f}, the lowest FPR {n} non-members can measure (1% is not "
+        "measurable). RF = random forest, cal = calibrated likelihood-ratio test."
+    )
+    b = doc.get("best_tradeoff") or {}
+    if b:
+        lines.append(
+            f"Closest to chance on unseen audios: {b['setting']} (|AUC - 0.5| = "
+            f"{b['unseen_auc_distance_to_chance']:.3f}, PER {b['per_increase']:+.3f})."
+        )
+    return "\n".join(lines)
+
+
+def plot_defenses(doc: dict, path: Path) -> Path:
+    """PER on unseen speakers against the audit's AUC and TPR at FPR 1/N (random forest)."""
+    from auditor.plots import plot_privacy_utility
+
+    points = []
+    for s in doc["settings"]:
+        series = {}
+        for cond in CONDITIONS:
+            m = s["attacks"][f"{cond}/random_forest"]
+            if m:
+                series[f"{cond} audios"] = {"auc": m.get("auc"), "tpr_low": _tpr_low(m)}
+        points.append({"name": s["setting"], "utility": s["per_unseen_speakers"], "series": series})
+    n = doc["n_nonmembers"]
+    return plot_privacy_utility(
+        points,
+        path,
+        utility_label="PER on unseen speakers (lower is better)",
+        attacks=[
+            ("auc", "user-level audit AUC (random forest)"),
+            ("tpr_low", f"TPR at FPR 1/{n} (lowest measurable; random forest)"),
+        ],
+        title="Voice path: privacy-utility of defenses",
+    )
+
+
+def _summary_with_defenses(run_dir: Path, doc: dict, plot: Path) -> Path:
+    """The undefended audit's HTML summary with the defense table and plot."""
+    from auditor.reports import write_reports
+
+    base = run_dir / "settings" / "none"
+    shutil.copyfile(plot, base / PLOT_NAME)
+    (base / DEFENSES_JSON).write_text(
+        json.dumps(
+            {
+                "plot": PLOT_NAME,
+                "settings": doc["settings"],
+                "n_nonmembers": doc["n_nonmembers"],
+                "best_tradeoff": doc["best_tradeoff"],
+                "notes": doc["notes"],
+            },
+            indent=1,
+        )
+    )
+    return write_reports(base)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=str(CONFIG),
+    show_default=True,
+)
+@click.option("--quick", is_flag=True, help="Small smoke configuration of the same code path.")
+@click.option("--out", default="runs/voice_defenses", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+def main(config_path, quick, out, seed, overrides):
+    """Train, serve and audit the recognizer under each defense; print the privacy-utility table."""
+    import torch
+
+    torch.set_num_threads(1)  # one core: the recipe's budget (see config.yaml)
+    try:
+        config = resolve_config(Path(config_path), list(overrides), quick=quick)
+        run_voice_defenses(config, out, seed=seed)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from e
+
+
+if __name__ == "__main__":
+    sys.exit(main())
