@@ -141,6 +141,11 @@ def make_private(
             "ModuleValidator.fix replaced layers of the module, so the optimizer holds stale "
             "parameters; pass optimizer_factory instead"
         )
+    # Opacus warns that its RNG is not cryptographically secure (we seed it for
+    # reproducibility) and, on every backward, that inputs do not require gradients; both are
+    # expected here.
+    warnings.filterwarnings("ignore", message="Secure RNG turned off")
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
     engine = PrivacyEngine(accountant=ACCOUNTANT)
     generator = None if seed is None else torch.Generator().manual_seed(int(seed))
     wrapped, dp_optimizer, loader = engine.make_private(
@@ -170,3 +175,12 @@ def epsilon(engine: PrivacyEngine, delta: float = 1e-5) -> float:
 def unwrap(module: nn.Module) -> nn.Module:
     """The network inside an Opacus ``GradSampleModule`` (the module itself otherwise)."""
     return getattr(module, "_module", module)
+
+
+def release(module: nn.Module) -> nn.Module:
+    """The plain network after DP training: Opacus' hooks and ``grad_sample`` removed.
+
+    The wrapped module must not be used afterwards.
+    """
+    close = getattr(module, "to_standard_module", None)
+    return close() if close is not None else module

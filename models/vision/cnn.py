@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from models.privacy.registry import get_defense
+
 #: Architecture keys and their defaults (documented in the module docstring).
 DEFAULT_ARCH: dict = {
     "n_classes": 10,
@@ -26,7 +28,12 @@ DEFAULT_ARCH: dict = {
     "kernel_size": 5,  # pixels
     "fc_size": 128,
     "dropout": 0.0,  # dropout probability before the FC layer and the output layer
+    # ML-Leaks model stacking (StackedCNN): None, or {"n_first": first-level CNNs,
+    # "meta_epochs": epochs of the meta-classifier} (models.privacy.registry "stacking")
+    "stacking": None,
 }
+#: Hidden units of the stacking meta-classifier.
+META_HIDDEN = 64
 
 
 def arch_from_config(config: dict) -> dict:
@@ -42,6 +49,10 @@ def arch_from_config(config: dict) -> dict:
         raise ValueError(f"kernel_size must be odd ('same' padding), got {arch['kernel_size']}")
     if not 0.0 <= float(arch["dropout"]) < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {arch['dropout']}")
+    if arch["stacking"] is not None:
+        arch["stacking"] = get_defense("stacking").params(arch["stacking"])
+        if arch["stacking"]["n_first"] < 1:
+            raise ValueError(f"stacking needs n_first >= 1, got {arch['stacking']['n_first']}")
     return arch
 
 
@@ -96,6 +107,54 @@ class CifarCNN(nn.Module):
         return self.classifier(self.features(x))
 
 
-def build_cnn(config: dict) -> CifarCNN:
-    """A freshly initialised :class:`CifarCNN` from a config dict (see :func:`arch_from_config`)."""
-    return CifarCNN(**arch_from_config(config))
+class StackedCNN(nn.Module):
+    """ML-Leaks model stacking (Salem et al. 2019, defense 2) as one network.
+
+    ``n_first`` first-level :class:`CifarCNN` s (each trained on its own disjoint part of the
+    training set) answer softmax vectors; their concatenation goes through a meta-classifier
+    (``Linear(n_first * C, 64)``, tanh, ``Linear(64, C)``) trained on a further disjoint part.
+    The output is the meta-classifier's logits, so the stacked model is queried exactly like a
+    single CNN. Training: :func:`models.vision.train.train_cnn` with ``stacking`` set.
+
+    Parameters
+    ----------
+    n_first : int
+        First-level CNNs.
+    **cnn
+        :class:`CifarCNN` parameters shared by the first-level networks.
+
+    Examples
+    --------
+    >>> net = StackedCNN(2)
+    >>> net(torch.zeros(4, 3, 32, 32)).shape
+    torch.Size([4, 10])
+    """
+
+    def __init__(self, n_first: int = 2, **cnn):
+        super().__init__()
+        self.first = nn.ModuleList(CifarCNN(**cnn) for _ in range(n_first))
+        n_classes = self.first[0].classifier[-1].out_features
+        self.classifier = nn.Sequential(  # the meta-classifier
+            nn.Linear(n_first * n_classes, META_HIDDEN), nn.Tanh(),
+            nn.Linear(META_HIDDEN, n_classes),
+        )  # fmt: skip
+
+    def first_level(self, x: torch.Tensor) -> torch.Tensor:
+        """Concatenated first-level softmax vectors ``(n, n_first * C)`` of images ``(n, C, H, W)``."""
+        return torch.cat([torch.softmax(m(x), dim=1) for m in self.first], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Meta-classifier logits ``(n, n_classes)`` of images ``(n, C, H, W)``."""
+        return self.classifier(self.first_level(x))
+
+
+def build_cnn(config: dict) -> CifarCNN | StackedCNN:
+    """A freshly initialised network from a config dict (see :func:`arch_from_config`).
+
+    A :class:`StackedCNN` when ``stacking`` is set, else a :class:`CifarCNN`.
+    """
+    arch = arch_from_config(config)
+    stacking = arch.pop("stacking")
+    if stacking is None:
+        return CifarCNN(**arch)
+    return StackedCNN(stacking["n_first"], **arch)

@@ -7,6 +7,31 @@ public Shokri / ML-Leaks code does) with the Keras-style time decay
 Adam's coupled ``weight_decay`` (adds ``weight_decay * w`` to each gradient, i.e. a loss term
 ``weight_decay / 2 * ||w||^2``). Early stopping is off by default.
 
+Training-time defenses (:mod:`models.privacy`), each a config key:
+
+- ``weight_decay`` (L2) and ``dropout`` (an architecture key);
+- ``advreg``: ``None`` or the parameters of the registry's ``advreg`` (``lam``, ``k_steps``,
+  ``ref_fraction``, ``attack_lr``, ``warmup_epochs``): Nasr et al.'s min-max game
+  (:class:`models.privacy.advreg.AdversarialRegularizer`). After ``warmup_epochs`` plain epochs,
+  every batch first takes ``k_steps`` max steps of the inference model (the batch's members
+  against a random batch of the *reference set*), then one classifier step on
+  ``CE + lam * mean -log(1 - h)``. The reference set (non-members of the defender, same
+  distribution) is ``x_ref, y_ref`` when given (the target: records outside every split);
+  otherwise ``ref_fraction`` of the training records are set aside for it and the classifier
+  trains on the rest (shadow / reference models of an attacker who knows the recipe);
+- ``dpsgd``: ``None`` or ``noise_multiplier``, ``max_grad_norm``, ``delta``: DP-SGD through Opacus
+  (:func:`models.privacy.dpsgd.make_private`, RDP accountant) with Poisson-sampled batches of
+  expected size ``batch_size`` and the same Adam optimizer and schedule; the history holds
+  ``epsilon`` at ``delta``. The CNN has no BatchNorm, so ``ModuleValidator`` finds nothing to
+  fix and the saved architecture is the plain one (a module that would need fixing is refused
+  rather than saved under an architecture it no longer has);
+- ``stacking`` (an architecture key): ML-Leaks model stacking (:class:`StackedCNN`): the
+  training set is cut into ``n_first + 1`` disjoint seeded parts; each first-level CNN trains on
+  its part (same recipe), the meta-classifier trains ``meta_epochs`` epochs on the first-level
+  softmax outputs of the last part.
+
+``advreg``, ``dpsgd`` and ``stacking`` are mutually exclusive.
+
 Everything a worker needs is plain numpy + a dict, so shadow and reference models can be trained
 in other processes (``auditor.executor``). Checkpoints are a folder with ``model.safetensors``
 and ``model.json``; nothing is pickled.
@@ -27,6 +52,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from models.privacy.advreg import AdversarialRegularizer
+from models.privacy.registry import get_defense
 from models.vision.cnn import DEFAULT_ARCH, arch_from_config, build_cnn
 
 log = logging.getLogger(__name__)
@@ -40,6 +67,8 @@ DEFAULT_TRAIN: dict = {
     "weight_decay": 0.0,  # L2 coefficient (Adam's coupled weight decay)
     "early_stopping_patience": 0,  # epochs without val-loss improvement; 0 = off
     "num_threads": None,  # torch.set_num_threads; None = leave as is
+    "advreg": None,  # adversarial regularization parameters (module docstring) or None
+    "dpsgd": None,  # DP-SGD parameters (module docstring) or None
 }
 CHECKPOINT_FORMAT = "iot-privacy-auditor/cifar-cnn"
 CHECKPOINT_VERSION = 1
@@ -57,6 +86,22 @@ def resolve_config(config: dict) -> dict:
         raise ValueError(
             f"epochs and batch_size must be >= 1, got {cfg['epochs']}, {cfg['batch_size']}"
         )
+    for name in ("advreg", "dpsgd"):
+        if cfg[name] is not None:
+            cfg[name] = get_defense(name).params(cfg[name])
+    active = [k for k in ("advreg", "dpsgd", "stacking") if cfg[k] is not None]
+    if len(active) > 1:
+        raise ValueError(f"defenses {active} cannot be combined; choose one")
+    if cfg["advreg"] is not None:
+        a = cfg["advreg"]
+        if a["lam"] < 0 or a["k_steps"] < 1 or not 0.0 < a["ref_fraction"] < 1.0:
+            raise ValueError(f"advreg needs lam >= 0, k_steps >= 1, 0 < ref_fraction < 1: {a}")
+    if cfg["dpsgd"] is not None:
+        d = cfg["dpsgd"]
+        if d["noise_multiplier"] < 0 or d["max_grad_norm"] <= 0 or not 0 < d["delta"] < 1:
+            raise ValueError(
+                f"dpsgd needs noise_multiplier >= 0, max_grad_norm > 0, 0 < delta < 1: {d}"
+            )
     return cfg
 
 
@@ -81,6 +126,8 @@ def train_cnn(
     seed: int,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
+    x_ref: np.ndarray | None = None,
+    y_ref: np.ndarray | None = None,
     progress: bool = True,
 ) -> tuple[nn.Module, dict]:
     """Train the reference CNN on images ``x (n, H, W, 3)`` and labels ``y (n,)``.
@@ -90,12 +137,16 @@ def train_cnn(
     x, y : np.ndarray
         Training images (uint8 0..255 or float in [0, 1], channels last) and int labels.
     config : dict
-        Keys of :data:`DEFAULT_TRAIN` and :data:`models.vision.cnn.DEFAULT_ARCH`.
+        Keys of :data:`DEFAULT_TRAIN` and :data:`models.vision.cnn.DEFAULT_ARCH` (defenses:
+        module docstring).
     seed : int
-        Seeds the initialisation, the batch order and dropout.
+        Seeds the initialisation, the batch order, dropout, the defenses' draws and noise.
     x_val, y_val : np.ndarray, optional
         Held-out records whose loss and accuracy are logged each epoch (needed for early
         stopping).
+    x_ref, y_ref : np.ndarray, optional
+        The defender's reference non-members for ``advreg`` (default: ``ref_fraction`` of
+        ``x`` set aside); ignored without ``advreg``.
     progress : bool
         A progress bar over epochs on stderr.
 
@@ -107,8 +158,13 @@ def train_cnn(
         Per-epoch lists ``epoch, train_loss, train_acc, val_loss, val_acc, lr, seconds`` (train
         figures are running averages over the epoch's batches; ``val_*`` are None without
         validation data), ``final`` (train / val loss and accuracy of the returned model in
-        eval mode), ``config`` (resolved), ``seed``, ``n_train``, ``train_fingerprint``.
+        eval mode, train on all of ``x``), ``config`` (resolved), ``seed``, ``n_train``,
+        ``train_fingerprint``, ``train_seconds`` (wall time of the whole call) and per defense:
+        ``epsilon`` / ``delta`` (dpsgd), ``n_ref`` / ``attack_gain`` (advreg: the inference
+        model's last gain per epoch, nats), ``first_level`` (stacking: each first-level
+        model's history summary).
     """
+    t_start = time.perf_counter()
     cfg = resolve_config(config)
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
@@ -118,41 +174,117 @@ def train_cnn(
     has_val = x_val is not None and y_val is not None
     if cfg["early_stopping_patience"] and not has_val:
         raise ValueError("early_stopping_patience needs x_val and y_val")
+    if cfg["stacking"] is not None:
+        model, hist = _train_stacked(x, y, cfg, seed, x_val, y_val, progress)
+    else:
+        model, hist = _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress)
+    model.eval()
+    train_loss, train_acc = evaluate(model, x, y)
+    val_loss, val_acc = evaluate(model, x_val, y_val) if has_val else (None, None)
+    hist["final"] = {
+        "train_loss": train_loss,
+        "train_acc": train_acc,
+        "val_loss": val_loss,
+        "val_acc": val_acc,
+    }
+    hist.update(config=cfg, seed=seed, n_train=len(y), train_fingerprint=data_fingerprint(x, y))
+    hist["train_seconds"] = time.perf_counter() - t_start
+    return model, hist
+
+
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
+
+
+def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
+    """One CNN, plain or with ``advreg`` / ``dpsgd``: ``(model, history)``."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    has_val = x_val is not None and y_val is not None
     model = build_cnn(cfg)
+    hist: dict = {k: [] for k in HISTORY_KEYS}
+    adv = cfg["advreg"]
+    if adv is not None and x_ref is None:  # set ref_fraction of the training records aside
+        order = rng.permutation(len(x))
+        n_ref = max(1, int(round(adv["ref_fraction"] * len(x))))
+        x_ref, y_ref = x[order[:n_ref]], y[order[:n_ref]]
+        x, y = x[np.sort(order[n_ref:])], y[np.sort(order[n_ref:])]
     xt, yt = images_to_tensor(x), torch.from_numpy(y)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    bs = int(cfg["batch_size"])
+    make_opt = lambda params: torch.optim.Adam(  # noqa: E731
+        params, lr=cfg["lr"], weight_decay=cfg["weight_decay"]
+    )
+    reg = None
+    if adv is not None:
+        xr = images_to_tensor(x_ref)  # (n_ref, 3, H, W)
+        yr = torch.from_numpy(np.asarray(y_ref, dtype=np.int64))
+        reg = AdversarialRegularizer(
+            int(cfg["n_classes"]), lam=adv["lam"], attack_lr=adv["attack_lr"], seed=seed + 1
+        )
+        hist.update(n_ref=len(yr), attack_gain=[])
+    dp = None
+    if cfg["dpsgd"] is not None:
+        # imported here: Opacus takes seconds to import and only DP training needs it
+        from models.privacy.dpsgd import epsilon, fix_module, make_private, release
+
+        _, changed = fix_module(model)
+        if changed:  # cannot happen for CifarCNN (no BatchNorm); refuse rather than mis-save
+            raise ValueError("the CNN would need ModuleValidator.fix; not supported")
+        loader = torch.utils.data.DataLoader(
+            torch.utils.data.TensorDataset(xt, yt), batch_size=bs,
+            generator=torch.Generator().manual_seed(seed),
+        )  # fmt: skip
+        d = cfg["dpsgd"]
+        dp = make_private(model, make_opt(model.parameters()), loader,
+                          noise_multiplier=d["noise_multiplier"],
+                          max_grad_norm=d["max_grad_norm"], seed=seed)  # fmt: skip
+        net, opt = dp.module, dp.optimizer
+        hist.update(epsilon=[], delta=d["delta"])
+    else:
+        net, opt = model, make_opt(model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 1.0 / (1.0 + cfg["lr_decay"] * step)
     )
     loss_fn = nn.CrossEntropyLoss()
-    keys = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds")
-    hist: dict = {k: [] for k in keys}
     best = (float("inf"), None, 0)  # (val loss, state dict, epochs since improvement)
-    bs = int(cfg["batch_size"])
     bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc="train cnn", disable=not progress, unit="ep")
     for epoch in bar:
         t0 = time.perf_counter()
-        model.train()
-        order = torch.from_numpy(rng.permutation(len(xt)))
-        tot_loss, tot_ok = 0.0, 0
-        for start in range(0, len(xt), bs):
-            idx = order[start : start + bs]
-            logits = model(xt[idx])  # (b, n_classes)
-            loss = loss_fn(logits, yt[idx])
+        net.train()
+        if dp is not None:
+            batches = ((xb, yb) for xb, yb in dp.data_loader if len(yb))  # Poisson batches
+        else:
+            order = torch.from_numpy(rng.permutation(len(xt)))
+            batches = ((xt[i], yt[i]) for i in (order[s : s + bs] for s in range(0, len(xt), bs)))
+        adversarial = reg is not None and epoch > adv["warmup_epochs"]
+        tot_loss, tot_ok, seen = 0.0, 0, 0
+        for xb, yb in batches:
+            logits = net(xb)  # (b, n_classes)
+            loss = loss_fn(logits, yb)
+            if adversarial:
+                for _ in range(int(adv["k_steps"])):  # max step(s) of the inference model
+                    ridx = torch.from_numpy(rng.choice(len(yr), min(bs, len(yr)), replace=False))
+                    with torch.no_grad():
+                        ref_logits = net(xr[ridx])  # (b_ref, n_classes)
+                    reg.attack_step(logits, yb, ref_logits, yr[ridx])
+                loss = loss + reg.penalty(logits, yb)  # min step: CE + lam * mean -log(1 - h)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            tot_loss += float(loss.detach()) * len(idx)
-            tot_ok += int((logits.argmax(1) == yt[idx]).sum())
-        row = {"epoch": epoch, "train_loss": tot_loss / len(xt), "train_acc": tot_ok / len(xt)}
+            tot_loss += float(loss.detach()) * len(yb)
+            tot_ok += int((logits.argmax(1) == yb).sum())
+            seen += len(yb)
+        row = {"epoch": epoch, "train_loss": tot_loss / max(seen, 1),
+               "train_acc": tot_ok / max(seen, 1)}  # fmt: skip
         row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val) if has_val else (None, None)
         row["lr"] = sched.get_last_lr()[0]
         row["seconds"] = time.perf_counter() - t0
-        for k in keys:
+        for k in HISTORY_KEYS:
             hist[k].append(row[k])
+        if dp is not None:
+            hist["epsilon"].append(epsilon(dp.engine, cfg["dpsgd"]["delta"]))
+        if reg is not None:
+            hist["attack_gain"].append(reg.last_gain)
         bar.set_postfix(
             loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}", val_acc=row["val_acc"]
         )
@@ -165,16 +297,66 @@ def train_cnn(
                 log.info("early stop after epoch %d (best val loss %.4f)", epoch, best[0])
                 model.load_state_dict(best[1])
                 break
-    model.eval()
-    train_loss, train_acc = evaluate(model, x, y)
-    val_loss, val_acc = evaluate(model, x_val, y_val) if has_val else (None, None)
-    hist["final"] = {
-        "train_loss": train_loss,
-        "train_acc": train_acc,
-        "val_loss": val_loss,
-        "val_acc": val_acc,
-    }
-    hist.update(config=cfg, seed=seed, n_train=len(y), train_fingerprint=data_fingerprint(x, y))
+    if dp is not None:
+        model = release(dp.module)
+        hist["epsilon_final"] = hist["epsilon"][-1] if hist["epsilon"] else 0.0
+    return model, hist
+
+
+def _train_stacked(x, y, cfg, seed, x_val, y_val, progress):
+    """ML-Leaks stacking: first-level CNNs on disjoint parts, meta-classifier on the last part."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model = build_cnn(cfg)  # StackedCNN
+    n_first = len(model.first)
+    parts = np.array_split(rng.permutation(len(x)), n_first + 1)
+    if min(len(p) for p in parts) < 1:
+        raise ValueError(
+            f"stacking with {n_first} first-level models needs >= {n_first + 1} records"
+        )
+    sub_cfg = {**cfg, "stacking": None}
+    hist: dict = {k: [] for k in HISTORY_KEYS}
+    hist["first_level"] = []
+    for i, first in enumerate(model.first):
+        idx = np.sort(parts[i])
+        net, h = _train_single(x[idx], y[idx], sub_cfg, seed + 1 + i, None, None, None, None,
+                               progress)  # fmt: skip
+        first.load_state_dict(net.state_dict())
+        hist["first_level"].append({"n_train": len(idx), "seconds": float(sum(h["seconds"])),
+                                    "train_acc_last_epoch": h["train_acc"][-1]})  # fmt: skip
+    model.eval()  # first-level models frozen (no dropout) while the meta-classifier learns
+    meta_idx = np.sort(parts[-1])
+    with torch.no_grad():
+        feats = model.first_level(images_to_tensor(x[meta_idx]))  # (n_meta, n_first * C)
+    ym = torch.from_numpy(np.asarray(y[meta_idx], dtype=np.int64))
+    opt = torch.optim.Adam(model.classifier.parameters(), lr=cfg["lr"])
+    loss_fn = nn.CrossEntropyLoss()
+    bs = int(cfg["batch_size"])
+    has_val = x_val is not None and y_val is not None
+    for epoch in range(1, int(cfg["stacking"]["meta_epochs"]) + 1):
+        t0 = time.perf_counter()
+        order = torch.from_numpy(rng.permutation(len(ym)))
+        tot_loss, tot_ok = 0.0, 0
+        for s in range(0, len(ym), bs):
+            i = order[s : s + bs]
+            logits = model.classifier(feats[i])  # (b, n_classes)
+            loss = loss_fn(logits, ym[i])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            tot_loss += float(loss.detach()) * len(i)
+            tot_ok += int((logits.argmax(1) == ym[i]).sum())
+        row = {"epoch": epoch, "train_loss": tot_loss / len(ym), "train_acc": tot_ok / len(ym),
+               "lr": cfg["lr"]}  # fmt: skip
+        last = epoch == int(cfg["stacking"]["meta_epochs"])
+        row["val_loss"], row["val_acc"] = (
+            evaluate(model, x_val, y_val) if has_val and last else (None, None)
+        )
+        row["seconds"] = time.perf_counter() - t0
+        for k in HISTORY_KEYS:
+            hist[k].append(row[k])
+    hist["seconds"][0] += sum(f["seconds"] for f in hist["first_level"])
+    hist["meta_n_train"] = len(meta_idx)
     return model, hist
 
 
@@ -184,7 +366,7 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 1024) -> n
     model.eval()
     xt = images_to_tensor(x)
     outs = [model(xt[i : i + batch_size]) for i in range(0, len(xt), batch_size)]
-    if not outs:
+    if not outs:  # CifarCNN and StackedCNN both end in `classifier`
         return np.zeros((0, model.classifier[-1].out_features), dtype=np.float32)
     return torch.cat(outs).numpy()
 

@@ -1,0 +1,96 @@
+"""Training-time and model-stage defenses of ``train_cnn`` change training as claimed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from models.vision.cnn import StackedCNN
+from models.vision.train import load_cnn, predict_proba, read_cnn_json, save_cnn, train_cnn
+
+torch.set_num_threads(1)
+SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 2, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (96, 32, 32, 3), dtype=np.uint8)
+    return x, rng.integers(0, 10, 96)
+
+
+def _weights(model):
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_dpsgd_reports_a_finite_growing_epsilon_and_changes_training(data):
+    x, y = data
+    plain, _ = train_cnn(x, y, SMALL, seed=0, progress=False)
+    cfg = {**SMALL, "dpsgd": {"noise_multiplier": 1.0, "max_grad_norm": 1.0}}
+    model, hist = train_cnn(x, y, cfg, seed=0, progress=False)
+    eps = hist["epsilon"]
+    assert len(eps) == 2 and all(math.isfinite(e) and e > 0 for e in eps) and eps[1] > eps[0]
+    assert hist["epsilon_final"] == eps[-1] and hist["delta"] == 1e-5
+    assert not torch.allclose(_weights(plain), _weights(model))
+    assert not hasattr(next(model.parameters()), "grad_sample")  # Opacus hooks released
+    again, hist2 = train_cnn(x, y, cfg, seed=0, progress=False)
+    torch.testing.assert_close(_weights(model), _weights(again))  # seeded noise and sampling
+    assert hist2["epsilon"] == eps
+
+
+def test_dpsgd_checkpoint_round_trip(data, tmp_path):
+    x, y = data
+    cfg = {**SMALL, "epochs": 1, "dpsgd": {"noise_multiplier": 0.5}}
+    model, _ = train_cnn(x, y, cfg, seed=1, progress=False)
+    save_cnn(model, cfg, tmp_path / "ck")
+    assert read_cnn_json(tmp_path / "ck")["config"]["dpsgd"]["max_grad_norm"] == 1.0
+    np.testing.assert_allclose(predict_proba(load_cnn(tmp_path / "ck"), x[:5]),
+                               predict_proba(model, x[:5]))  # fmt: skip
+
+
+def test_advreg_sets_reference_aside_plays_the_game_and_lam_matters(data):
+    x, y = data
+    cfg = {**SMALL, "advreg": {"lam": 0.0, "ref_fraction": 0.25}}
+    m0, h0 = train_cnn(x, y, cfg, seed=0, progress=False)
+    assert h0["n_ref"] == 24 and len(h0["attack_gain"]) == 2
+    cfg["advreg"]["lam"] = 5.0
+    m5, h5 = train_cnn(x, y, cfg, seed=0, progress=False)
+    assert not torch.allclose(_weights(m0), _weights(m5))  # the penalty moved the classifier
+    rng = np.random.default_rng(1)
+    xr = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
+    _, hr = train_cnn(x, y, cfg, seed=0, x_ref=xr, y_ref=rng.integers(0, 10, 10), progress=False)
+    assert hr["n_ref"] == 10  # the given reference set, the classifier keeps all of x
+
+
+def test_stacking_is_one_model_with_disjoint_parts_and_round_trips(data, tmp_path):
+    x, y = data
+    cfg = {**SMALL, "stacking": {"n_first": 2, "meta_epochs": 3}}
+    model, hist = train_cnn(x, y, cfg, seed=0, x_val=x[:8], y_val=y[:8], progress=False)
+    assert isinstance(model, StackedCNN) and len(model.first) == 2
+    assert [f["n_train"] for f in hist["first_level"]] == [32, 32] and hist["meta_n_train"] == 32
+    proba = predict_proba(model, x[:5])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    save_cnn(model, cfg, tmp_path / "stacked")
+    assert read_cnn_json(tmp_path / "stacked")["arch"]["stacking"]["n_first"] == 2
+    np.testing.assert_allclose(predict_proba(load_cnn(tmp_path / "stacked"), x[:5]), proba)
+    a, b = (_weights(m) for m in model.first)
+    assert not torch.allclose(a, b)  # different parts, different seeds
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"advreg": {"lam": 1.0}, "dpsgd": {}}, "cannot be combined"),
+        ({"dpsgd": {"noise": 1.0}}, "no parameter"),
+        ({"advreg": {"lam": -1.0}}, "lam"),
+        ({"dpsgd": {"max_grad_norm": 0.0}}, "max_grad_norm"),
+        ({"stacking": {"n_first": 0}}, "n_first"),
+    ],
+)
+def test_bad_defense_configs_are_refused(data, change, message):
+    x, y = data
+    with pytest.raises(ValueError, match=message):
+        train_cnn(x, y, {**SMALL, **change}, seed=0, progress=False)
