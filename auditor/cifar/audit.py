@@ -33,13 +33,14 @@ def shadow_recipe(target: CifarTarget, epochs: int | None = None) -> CnnRecipe:
     """The target's training recipe for shadow / reference models.
 
     ``num_threads`` is dropped so that the executor decides the threads of each job; ``epochs``
-    optionally overrides the target's.
+    optionally overrides the target's. The target's training defenses are in its config; its
+    serving defense (if any) hardens the shadow answers too.
     """
     cfg = dict(target.info["config"])
     cfg["num_threads"] = None
     if epochs is not None:
         cfg["epochs"] = int(epochs)
-    return CnnRecipe(cfg)
+    return CnnRecipe(cfg, serving=target.serving)
 
 
 def evaluation_records(target: CifarTarget, n_eval: int | None, seed: int):

@@ -59,6 +59,13 @@ def cifar() -> None:
 @click.option(
     "--download", is_flag=True, help="Fetch the official CIFAR-10 batches into --data if absent."
 )
+@click.option(
+    "--defense",
+    default=None,
+    metavar="NAME[:k=v,...]",
+    help="One defense of models.privacy.registry, e.g. dpsgd:noise_multiplier=1.0 or topk:k=3 "
+    "[default: none].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def train_target_command(
     data,
@@ -74,6 +81,7 @@ def train_target_command(
     n_nonmembers,
     cache_dir,
     download,
+    defense,
     quiet,
 ) -> None:
     """Train the reference CNN on TRAIN_SIZE seeded members of DATA and save it to OUT."""
@@ -98,8 +106,9 @@ def train_target_command(
             cache_dir=cache_dir,
             download=download,
             progress=not quiet,
+            defense=defense,
         )
-    except ValueError as e:  # DatasetError and bad sizes: a clear message, no traceback
+    except ValueError as e:  # DatasetError, bad sizes, unknown defenses: a clear message
         raise click.ClickException(str(e)) from e
     click.echo(json.dumps(summary, indent=2))
 

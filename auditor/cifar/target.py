@@ -6,6 +6,15 @@ A target folder holds the checkpoint (``model.safetensors`` + ``model.json``), t
 (``history.json``). The attacks read the split to know which records they may use
 (``shadow_pool``) and which they are scored on (``target_members`` vs ``target_nonmembers``);
 they reach the model only through :meth:`CifarTarget.predict_proba`.
+
+A target may be trained and served with one defense of :mod:`models.privacy.registry`
+(``defense="name:key=value,..."``, see :func:`defense_settings`): training-stage and model-stage
+defenses change the CNN config (``weight_decay``, ``dropout``, ``advreg``, ``dpsgd``,
+``stacking``); serving-stage defenses (``topk``, ``rounding``, ``label_only``) are recorded in
+``model.json`` (``meta.serving``) and applied by :meth:`CifarTarget.predict_proba` to every
+answer. With ``advreg`` the defender's reference set (non-members the inference model learns
+from) is drawn from records outside every split and saved as ``defender_reference`` in
+``split.json``.
 """
 
 from __future__ import annotations
@@ -18,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
+from models.privacy.registry import check_path, get_defense, parse_defense
+from models.privacy.serving import harden
 from models.vision.data import (
     ImageDataset,
     load_image_dataset,
@@ -57,15 +68,72 @@ class CifarTarget:
     split: dict[str, np.ndarray]
     classes: tuple[str, ...]
     info: dict
+    serving: dict | None = None
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """The black-box query: softmax outputs ``(n, n_classes)`` of images ``(n, H, W, 3)``."""
+        """The black-box query: answers ``(n, n_classes)`` of images ``(n, H, W, 3)``.
+
+        The softmax outputs, hardened by the serving defense when there is one
+        (:func:`models.privacy.serving.harden`).
+        """
+        return serve(predict_proba(self.model, x), self.serving)
+
+    def raw_proba(self, x: np.ndarray) -> np.ndarray:
+        """The unhardened softmax outputs (the vendor's view, for utility figures)."""
         return predict_proba(self.model, x)
 
     def records(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Images and labels of one named split (e.g. ``"shadow_pool"``)."""
         idx = self.split[name]
         return self.x[idx], self.y[idx]
+
+
+def serve(proba: np.ndarray, serving: dict | None) -> np.ndarray:
+    """``proba (n, C)`` hardened by ``serving`` (``{"name": ..., **params}``; None = as is)."""
+    if not serving:
+        return proba
+    params = {k: v for k, v in serving.items() if k != "name"}
+    return harden(proba, serving["name"], **params)
+
+
+def defense_settings(
+    defense: str | None, cnn_config: dict | None = None
+) -> tuple[dict, dict | None]:
+    """Apply one defense spec to a CNN config: ``(cnn_config, serving)``.
+
+    Parameters
+    ----------
+    defense : str or None
+        ``"name"`` or ``"name:key=value,..."`` of :data:`models.privacy.registry.DEFENSES`
+        (``None`` / ``"none"``: undefended).
+    cnn_config : dict, optional
+        The training recipe to change (copied).
+
+    Returns
+    -------
+    cnn_config : dict
+        With ``weight_decay`` (l2), ``dropout`` (dropout, from ``p``), or the ``advreg`` /
+        ``dpsgd`` / ``stacking`` parameter dict set.
+    serving : dict or None
+        ``{"name": ..., **params}`` for serving defenses, else None.
+
+    Raises
+    ------
+    ValueError
+        Unknown defense or parameter, or a defense the CIFAR path does not implement.
+    """
+    name, params = parse_defense(defense or "none")
+    spec = check_path(name, "cifar")
+    cfg = dict(cnn_config or {})
+    if spec.stage == "serve":
+        return cfg, {"name": name, **params}
+    if name == "l2":
+        cfg["weight_decay"] = params["weight_decay"]
+    elif name == "dropout":
+        cfg["dropout"] = params["p"]
+    elif name in ("advreg", "dpsgd", "stacking"):
+        cfg[name] = params
+    return cfg, None
 
 
 def train_target(
@@ -80,6 +148,7 @@ def train_target(
     cache_dir: str | Path | None = None,
     download: bool = False,
     progress: bool = True,
+    defense: str | None = None,
 ) -> dict:
     """Split the pooled records of ``data``, train the target CNN on the members, save to ``out``.
 
@@ -101,35 +170,55 @@ def train_target(
         Evaluation non-members (default ``train_size``); they are also the target's test set.
     cache_dir, download, progress
         Passed to the loader / trainer.
+    defense : str, optional
+        One defense, ``"name[:key=value,...]"`` (:func:`defense_settings`); applied on top of
+        ``cnn_config``.
 
     Returns
     -------
     dict
-        ``out`` (str), ``train_size``, ``seed``, ``final`` (train / test loss and accuracy),
-        ``train_test_gap`` (train accuracy - test accuracy), ``seconds`` (training wall time).
+        ``out`` (str), ``train_size``, ``seed``, ``defense``, ``serving``, ``final`` (train /
+        test loss and accuracy of the unhardened model), ``train_test_gap`` (train accuracy -
+        test accuracy), ``seconds`` (training wall time), ``epsilon`` / ``delta`` (dpsgd only).
     """
     out = Path(out)
+    cfg, serving = defense_settings(defense, cnn_config)  # bad defenses fail before any work
     ds = load_image_dataset(data, cache_dir=cache_dir, download=download, progress=progress)
     x, y = ds.pooled()
     n_non = train_size if n_nonmembers is None else n_nonmembers
     pool = len(x) - train_size - n_non if n_shadow_pool is None else n_shadow_pool
     split = member_split(len(x), train_size, seed, pool, n_nonmembers=n_non)
-    cfg = dict(cnn_config or {})
+    ref = {}
+    if cfg.get("advreg") is not None:  # defender's reference non-members: outside every split
+        used = np.concatenate(list(split.values()))
+        free = np.setdiff1d(np.arange(len(x)), used)
+        frac = get_defense("advreg").params(cfg["advreg"])["ref_fraction"]
+        n_ref = max(1, int(round(frac * train_size)))
+        if n_ref > len(free):
+            raise ValueError(f"advreg needs {n_ref} reference records, only {len(free)} unused")
+        split["defender_reference"] = np.sort(
+            np.random.default_rng(seed + 7).choice(free, n_ref, replace=False)
+        )
+        ref = {"x_ref": x[split["defender_reference"]], "y_ref": y[split["defender_reference"]]}
     members, nonmembers = split["target_members"], split["target_nonmembers"]
-    log.info("training target on %d members (seed %d)", len(members), seed)
+    log.info("training target on %d members (seed %d, defense %s)", len(members), seed, defense)
     model, hist = train_cnn(
         x[members], y[members], cfg, seed=seed,
-        x_val=x[nonmembers], y_val=y[nonmembers], progress=progress,
+        x_val=x[nonmembers], y_val=y[nonmembers], progress=progress, **ref,
     )  # fmt: skip
     final = hist["final"]
     summary = {
         "out": str(out),
         "train_size": int(train_size),
         "seed": int(seed),
+        "defense": defense or "none",
+        "serving": serving,
         "final": final,
         "train_test_gap": final["train_acc"] - final["val_acc"],
-        "seconds": float(sum(hist["seconds"])),
+        "seconds": float(hist["train_seconds"]),
     }
+    if "epsilon_final" in hist:
+        summary.update(epsilon=hist["epsilon_final"], delta=hist["delta"])
     source = {"data": str(Path(data).resolve()), "classes": list(ds.classes)}
     save_cnn(
         model, cfg, out, meta={**source, **summary, "train_fingerprint": hist["train_fingerprint"]}
@@ -163,4 +252,5 @@ def load_target(
     recorded = info["meta"].get("classes")
     if recorded is not None and tuple(recorded) != ds.classes:
         raise ValueError(f"{source}: classes {ds.classes} differ from the target's {recorded}")
-    return CifarTarget(load_cnn(target_dir), x, y, split, ds.classes, info)
+    return CifarTarget(load_cnn(target_dir), x, y, split, ds.classes, info,
+                       serving=info["meta"].get("serving"))  # fmt: skip

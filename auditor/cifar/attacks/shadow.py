@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from auditor.cifar.attacks.signals import log_proba
+from models.privacy.serving import harden
 from models.vision.train import predict_logits, train_cnn
 
 
@@ -26,10 +28,15 @@ class CnnRecipe:
     Parameters
     ----------
     config : dict
-        ``train_cnn`` configuration (epochs, batch size, architecture, ...), the target's.
+        ``train_cnn`` configuration (epochs, batch size, architecture, training defenses, ...),
+        the target's.
+    serving : dict, optional
+        The target's serving defense (``{"name": ..., **params}``,
+        :func:`models.privacy.serving.harden`): shadow answers are hardened the same way.
     """
 
     config: dict = field(default_factory=dict)
+    serving: dict | None = None
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, seed: int):
         """Train on images ``x (n, H, W, 3)`` and labels ``y (n,)``; returns the network."""
@@ -37,9 +44,17 @@ class CnnRecipe:
         return model
 
     def predict_log_proba(self, model, x: np.ndarray) -> np.ndarray:
-        """float64 log-softmax of the logits, ``(n, n_classes)``."""
+        """float64 log-softmax of the logits ``(n, n_classes)``, hardened like the target's.
+
+        Hardened answers hold zeros; their logs are floored as in
+        :func:`auditor.cifar.attacks.signals.log_proba`.
+        """
         logits = torch.from_numpy(predict_logits(model, x)).double()  # (n, C)
-        return torch.log_softmax(logits, dim=1).numpy()
+        log_p = torch.log_softmax(logits, dim=1).numpy()
+        if not self.serving:
+            return log_p
+        params = {k: v for k, v in self.serving.items() if k != "name"}
+        return log_proba(harden(np.exp(log_p), self.serving["name"], **params))
 
 
 def train_and_query(recipe, x_train: np.ndarray, y_train: np.ndarray,

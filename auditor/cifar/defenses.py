@@ -1,0 +1,201 @@
+"""Attacking a defended CIFAR-10 target with the strongest affordable attacks, sharing shadows.
+
+The attacker knows the training recipe, defense included (Shokri et al.'s assumption carried
+over to defenses): shadow models are trained with the target's defended config, and their
+answers are hardened with the target's serving defense. One set of ``n_shadows`` shadow models
+(each trained on a random half of the attacker's pool, :func:`~auditor.cifar.attacks.shadow.
+in_out_splits`, exactly as :class:`~auditor.cifar.attacks.ShokriAttack` draws them) serves four
+attacks:
+
+- ``shokri``: Shokri et al.'s per-class attack models (:class:`ShokriAttack`, fed the shadows'
+  answers through :class:`ReplayExecutor` instead of retraining them);
+- ``loss``: the loss threshold attack (Yeom et al.): the score is LiRA's scaled confidence
+  ``log p_y - log(1 - p_y)`` (monotone in the cross-entropy loss), thresholded where it best
+  separates the shadows' members from their non-members;
+- ``threshold``: ML-Leaks' max-posterior threshold (:class:`ThresholdAttack`, threshold at a
+  percentile of the answers on the attacker's own records);
+- ``lira``: offline LiRA (Carlini et al. 2022) with the shadows as OUT reference models (the
+  candidates are in none of them) and one global variance: score ``-log P[Z >= phi]`` under
+  ``N(mean_out(candidate), s_out)``.
+
+The *strongest* attack of a setting is the one with the highest AUC. Hardened answers hold
+zeros; their logs are floored (:data:`~auditor.cifar.attacks.signals.PROBA_FLOOR`), so under
+``label_only`` every probability-based score collapses to "correct or not" (the gap attack) and
+the max-posterior threshold sees a constant (AUC 0.5).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass
+from dataclasses import replace as dc_replace
+
+import numpy as np
+from scipy.stats import norm
+
+from auditor.cifar.attacks import CnnRecipe, ShokriAttack, ThresholdAttack
+from auditor.cifar.attacks.mlleaks import default_attack_model
+from auditor.cifar.attacks.shadow import in_out_splits, train_and_query
+from auditor.cifar.attacks.signals import log_proba, scaled_confidence
+from auditor.cifar.attacks.threshold import best_threshold
+from auditor.cifar.target import CifarTarget, serve
+from auditor.executor import as_executor
+from auditor.metrics import membership_metrics
+
+log = logging.getLogger(__name__)
+
+ATTACK_NAMES = ("shokri", "loss", "threshold", "lira")
+#: Smallest standard deviation of LiRA's Gaussian (all references agreeing).
+MIN_STD = 1e-6
+
+
+@dataclass
+class Shadows:
+    """Shadow models' raw (unhardened) answers.
+
+    Attributes
+    ----------
+    splits : list of (np.ndarray, np.ndarray)
+        Per shadow, its ``in`` and ``out`` indices into the attacker's pool.
+    answers : list of dict
+        Per shadow, ``{"in", "out", "eval"}`` -> float64 log-probabilities ``(n, C)``.
+    seeds : list of int
+        Training seed of each shadow (``seed + 1 + s``, as ShokriAttack uses).
+    fingerprints : list of str
+        Digest of each shadow's training records.
+    seconds : float
+        Wall time of training and querying them.
+    """
+
+    splits: list
+    answers: list
+    seeds: list
+    fingerprints: list
+    seconds: float
+
+
+def _digest(x: np.ndarray, y: np.ndarray) -> str:
+    h = hashlib.sha1(np.ascontiguousarray(x).tobytes())
+    h.update(np.asarray(y, dtype=np.int64).tobytes())
+    return h.hexdigest()
+
+
+def train_shadows(
+    target: CifarTarget, recipe: CnnRecipe, n_shadows: int, *, seed: int, x_eval: np.ndarray,
+    executor="serial",
+) -> Shadows:  # fmt: skip
+    """Train ``n_shadows`` models with ``recipe`` on halves of the attacker's pool.
+
+    ``recipe.serving`` is ignored here (answers are stored raw and hardened per setting by
+    :func:`attack_suite`), so one set of shadows serves every serving defense of a recipe.
+    """
+    x_pool, y_pool = target.records("shadow_pool")
+    raw = dc_replace(recipe, serving=None)
+    splits = in_out_splits(len(x_pool), len(x_pool) // 2, n_shadows, seed)
+    jobs = [
+        {"recipe": raw, "x_train": x_pool[i], "y_train": y_pool[i],
+         "queries": {"in": x_pool[i], "out": x_pool[o], "eval": x_eval}, "seed": seed + 1 + s}
+        for s, (i, o) in enumerate(splits)
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    answers = as_executor(executor).map(train_and_query, jobs, desc="shadows")
+    return Shadows(
+        splits, answers, [j["seed"] for j in jobs],
+        [_digest(j["x_train"], j["y_train"]) for j in jobs], time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+class ReplayExecutor:
+    """An executor that answers ``train_and_query`` jobs from already trained shadows.
+
+    A job is matched by its seed and its training records (refused when they differ, so an
+    attack can never be handed a shadow trained on other data); its answers are hardened by
+    ``serving`` (the target's serving defense).
+    """
+
+    def __init__(self, shadows: Shadows, serving: dict | None = None):
+        self.shadows = shadows
+        self.serving = serving
+
+    def map(self, fn, jobs, *, desc=None) -> list:
+        """The stored answers of each job's shadow, in job order."""
+        out = []
+        for job in jobs:
+            try:
+                s = self.shadows.seeds.index(job["seed"])
+            except ValueError:
+                raise ValueError(f"no trained shadow with seed {job['seed']}") from None
+            if _digest(job["x_train"], job["y_train"]) != self.shadows.fingerprints[s]:
+                raise ValueError(f"shadow {s}: the job's training records differ from its own")
+            out.append({q: harden_log(self.shadows.answers[s][q], self.serving)
+                        for q in job["queries"]})  # fmt: skip
+        return out
+
+
+def harden_log(log_p: np.ndarray, serving: dict | None) -> np.ndarray:
+    """Log-probabilities ``(n, C)`` hardened by ``serving`` (floored logs of zeros)."""
+    return log_p if not serving else log_proba(serve(np.exp(log_p), serving))
+
+
+def attack_suite(
+    target: CifarTarget, shadows: Shadows, *, seed: int, x_eval: np.ndarray, y_eval: np.ndarray,
+    membership: np.ndarray, threshold_percentile: float = 90.0, shokri_max_iter: int = 200,
+    n_bootstrap: int = 200,
+) -> dict:  # fmt: skip
+    """Run the four attacks (module docstring) on the target's answers; metrics per attack.
+
+    ``shokri_max_iter`` caps the epochs of Shokri's per-class MLP attack models (ML-Leaks'
+    MLP, :func:`~auditor.cifar.attacks.mlleaks.default_attack_model`; 500 by default there,
+    which dominated the cost of a setting).
+
+    The target's serving defense (``target.serving``) applies to its answers and to the
+    shadows'. Returns ``{attack: membership_metrics(...) + seconds}`` plus ``strongest`` (the
+    attack name with the highest AUC).
+    """
+    serving = target.serving
+    x_pool, y_pool = target.records("shadow_pool")
+    n_classes = len(target.classes)
+    results = {}
+
+    def score(name, scores, decisions, t0):
+        m = membership_metrics(membership, scores, y_pred=decisions, n_bootstrap=n_bootstrap,
+                               seed=seed)  # fmt: skip
+        m["seconds"] = time.perf_counter() - t0
+        results[name] = m
+
+    t0 = time.perf_counter()
+    attack_model = default_attack_model(seed).set_params(mlpclassifier__max_iter=shokri_max_iter)
+    shokri = ShokriAttack(target.predict_proba, None, n_shadows=len(shadows.splits),
+                          attack_model=attack_model, executor=ReplayExecutor(shadows, serving),
+                          seed=seed)  # fmt: skip
+    shokri.fit(x_pool, y_pool, n_classes=n_classes)
+    s = shokri.score_samples(x_eval, y_eval)
+    score("shokri", s, (s >= 0.5).astype(int), t0)
+
+    t0 = time.perf_counter()
+    target_log_p = log_proba(target.predict_proba(x_eval))  # (n_eval, C), hardened
+    phi = scaled_confidence(target_log_p, y_eval)  # (n_eval,)
+    shadow_phi, shadow_member = [], []
+    for (i, o), a in zip(shadows.splits, shadows.answers, strict=True):
+        shadow_phi += [scaled_confidence(harden_log(a["in"], serving), y_pool[i]),
+                       scaled_confidence(harden_log(a["out"], serving), y_pool[o])]  # fmt: skip
+        shadow_member += [np.ones(len(i), int), np.zeros(len(o), int)]
+    cut = best_threshold(np.concatenate(shadow_phi), np.concatenate(shadow_member))
+    score("loss", phi, (phi >= cut).astype(int), t0)
+
+    t0 = time.perf_counter()
+    thr = ThresholdAttack(target.predict_proba, percentile=threshold_percentile).fit(x_pool)
+    score("threshold", thr.score_samples(x_eval), thr.predict(x_eval), t0)
+
+    t0 = time.perf_counter()
+    ref = np.stack([scaled_confidence(harden_log(a["eval"], serving), y_eval)
+                    for a in shadows.answers], axis=1)  # (n_eval, K) OUT confidences  # fmt: skip
+    mean = ref.mean(axis=1)  # (n_eval,)
+    std = max(float(np.sqrt(((ref - mean[:, None]) ** 2).mean())), MIN_STD)  # global
+    lira = -norm.logsf(phi, mean, std)  # (n_eval,)
+    score("lira", lira, (-np.expm1(-lira) >= 0.5).astype(int), t0)
+
+    results["strongest"] = max(ATTACK_NAMES, key=lambda a: results[a]["auc"])
+    return results
