@@ -85,6 +85,9 @@ DEFAULT_CONFIG: dict = {
             "noise_multiplier": 1.0,  # sigma
             "max_grad_norm": 1.0,  # per-frame gradient clipping norm C
             "delta": 1e-5,  # epsilon is reported at this delta
+            # `ghost`: Opacus' fast gradient clipping (same clipping, ~10x faster here than
+            # materialising per-frame gradients, `hooks`); advreg with DP-SGD uses `hooks`
+            "grad_sample_mode": "ghost",
         },
     },
     "decoding": {
@@ -137,6 +140,10 @@ def validate_config(config: dict) -> dict:
     dp = config["training"]["dpsgd"]
     if dp["enabled"] and (float(dp["noise_multiplier"]) < 0 or float(dp["max_grad_norm"]) <= 0):
         raise ConfigError("training.dpsgd: noise_multiplier must be >= 0 and max_grad_norm > 0")
+    if dp["grad_sample_mode"] not in ("ghost", "hooks"):
+        raise ConfigError(
+            f"training.dpsgd.grad_sample_mode: {dp['grad_sample_mode']!r} is not ghost or hooks"
+        )
     if int(config["hmm"]["states_per_phone"]) < 1:
         raise ConfigError("hmm.states_per_phone: must be >= 1")
     return config

@@ -22,14 +22,17 @@ dropout ``network.dropout``; named settings in :mod:`models.asr.defenses`):
   ``warmup_epochs``, each mini-batch first trains the inference model ``k_steps`` times to tell
   the network's state posteriors (with the target state) on the batch's training frames from
   those on as many random reference frames, both computed in eval mode (what the device
-  serves); then the network steps on cross-entropy + ``lam`` x the inference model's mean log
-  membership probability of the batch. The reference frames are the dev utterances of the
+  serves); then the network steps on cross-entropy + the penalty of
+  :meth:`~models.privacy.advreg.AdversarialRegularizer.penalty` (``lam`` x a term that grows
+  with the inference model's membership confidence on the batch). The reference frames are the dev utterances of the
   training speakers (``reference: dev``) or the utterances of other speakers passed as
   ``reference`` (``reference: speakers``). Per epoch the history logs the inference model's
   loss (binary cross-entropy; ``log 2 = 0.693`` is chance).
 - DP-SGD (:mod:`models.privacy.dpsgd`, Opacus): frames are Poisson-sampled through a
   ``DataLoader`` over frame indices, each frame's gradient is clipped to ``max_grad_norm`` and
-  Gaussian noise added; batch norm becomes group norm (``ModuleValidator.fix``), recorded in
+  Gaussian noise added (``grad_sample_mode: ghost``, Opacus' fast gradient clipping, computes
+  the per-frame gradient norms without materialising per-frame gradients; ``hooks`` does, and
+  is used when advreg is on too); batch norm becomes group norm (``ModuleValidator.fix``), recorded in
   ``model.json``'s architecture. The accountant's epsilon at ``delta`` is logged per epoch and
   stored in ``model.json`` (``training.dpsgd``). The privacy unit is one 10 ms frame: a
   speaker contributes thousands of frames, so this epsilon says nothing about a user (user-level
@@ -286,6 +289,7 @@ class _FrameTrainer:
 
             index = TensorDataset(torch.arange(len(self.frames)))  # frame indices: record = frame
             loader = DataLoader(index, batch_size=self.batch, shuffle=True, generator=self.gen)
+            ghost = dp["grad_sample_mode"] == "ghost" and float(tr["advreg"]["lam"]) <= 0
             self.dp = make_private(
                 self.network,
                 None,
@@ -294,6 +298,8 @@ class _FrameTrainer:
                 max_grad_norm=float(dp["max_grad_norm"]),
                 seed=seed,
                 optimizer_factory=lambda ps: torch.optim.Adam(ps, lr=lr, weight_decay=wd),
+                grad_sample_mode="ghost" if ghost else "hooks",
+                criterion=torch.nn.CrossEntropyLoss() if ghost else None,
             )
             self.network = self.dp.network  # batch norm -> group norm when it had batch norm
             self.network.arch = describe_network(self.network)
@@ -356,7 +362,8 @@ class _FrameTrainer:
         if game:
             out["attack_loss"] = self._attack_steps(x, y)
         logits = self.model(x)  # (b, S)
-        loss = self.loss_fn(logits, y)
+        criterion = self.dp.criterion if self.dp is not None and self.dp.criterion else None
+        loss = (criterion or self.loss_fn)(logits, y)  # ghost clipping: Opacus' loss wrapper
         out["ce"] = loss.item()
         if game:
             penalty = self.adv.penalty(logits, y)
@@ -372,7 +379,7 @@ class _FrameTrainer:
 
         ``train_loss`` (cross-entropy), and with adversarial regularization on
         ``advreg_attack_loss`` (the inference model's loss before each max step) and
-        ``advreg_penalty`` (``lam`` x mean log membership probability of the batches).
+        ``advreg_penalty`` (the classifier's penalty term).
         """
         self.network.train()
         sums: dict[str, float] = {}
@@ -678,6 +685,7 @@ def _defense_meta(cfg: dict, trainer: _FrameTrainer, ref: PreparedSet | None) ->
             "expected_batch_frames": trainer.batch,
             "steps": int(sum(h[-1] for h in trainer.dp.engine.accountant.history)),
             "module_fixed": bool(trainer.dp.fixed),
+            "grad_sample_mode": "ghost" if trainer.dp.criterion is not None else "hooks",
         }
     return out
 

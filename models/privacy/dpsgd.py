@@ -51,6 +51,9 @@ class PrivateTraining:
         Holds the accountant (:func:`epsilon`).
     fixed : bool
         True when :meth:`ModuleValidator.fix` changed the module (e.g. BatchNorm -> GroupNorm).
+    criterion : callable or None
+        With ``grad_sample_mode="ghost"``: the loss to call (``criterion(output, target)``;
+        its ``backward`` runs Opacus' two-pass fast gradient clipping); else ``None``.
     """
 
     module: nn.Module
@@ -58,6 +61,7 @@ class PrivateTraining:
     data_loader: DataLoader
     engine: PrivacyEngine
     fixed: bool
+    criterion: object = None
 
     @property
     def network(self) -> nn.Module:
@@ -98,6 +102,8 @@ def make_private(
     seed: int | None = None,
     poisson_sampling: bool = True,
     optimizer_factory=None,
+    grad_sample_mode: str = "hooks",
+    criterion: nn.Module | None = None,
 ) -> PrivateTraining:
     """Wrap ``module``, ``optimizer`` and ``data_loader`` for DP-SGD.
 
@@ -122,6 +128,13 @@ def make_private(
     optimizer_factory : callable, optional
         ``parameters -> optimizer``, used instead of ``optimizer`` (required when the module
         is fixed).
+    grad_sample_mode : {"hooks", "ghost"}
+        ``"hooks"``: per-sample gradients materialised, then clipped. ``"ghost"``: Opacus'
+        fast gradient clipping (per-sample gradient norms without the per-sample gradients,
+        then a second, reweighted backward; the same clipping, about 10x faster for a wide
+        MLP on CPU). Needs ``criterion``; use the returned ``criterion``.
+    criterion : torch.nn.Module, optional
+        The loss (``reduction="mean"``), required with ``grad_sample_mode="ghost"``.
 
     Returns
     -------
@@ -148,7 +161,11 @@ def make_private(
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
     engine = PrivacyEngine(accountant=ACCOUNTANT)
     generator = None if seed is None else torch.Generator().manual_seed(int(seed))
-    wrapped, dp_optimizer, loader = engine.make_private(
+    if grad_sample_mode not in ("hooks", "ghost"):
+        raise ValueError(f"grad_sample_mode must be 'hooks' or 'ghost', got {grad_sample_mode!r}")
+    if (grad_sample_mode == "ghost") != (criterion is not None):
+        raise ValueError("grad_sample_mode='ghost' needs a criterion (and only it takes one)")
+    made = engine.make_private(
         module=fixed_module,
         optimizer=optimizer,
         data_loader=data_loader,
@@ -156,7 +173,13 @@ def make_private(
         max_grad_norm=float(max_grad_norm),
         poisson_sampling=poisson_sampling,
         noise_generator=generator,
+        grad_sample_mode=grad_sample_mode,
+        **({"criterion": criterion} if criterion is not None else {}),
     )
+    if criterion is not None:
+        wrapped, dp_optimizer, dp_criterion, loader = made
+        return PrivateTraining(wrapped, dp_optimizer, loader, engine, changed, dp_criterion)
+    wrapped, dp_optimizer, loader = made
     return PrivateTraining(wrapped, dp_optimizer, loader, engine, changed)
 
 
