@@ -122,7 +122,7 @@ def test_cli_train_target_with_a_defense(tiny_zip, tmp_path):
     ok = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "t"),
                                    "--defense", "dpsgd:noise_multiplier=2.0"])  # fmt: skip
     assert ok.exit_code == 0, ok.output
-    summary = json.loads(ok.output[ok.output.index("{"):])
+    summary = json.loads(ok.output[ok.output.index("{") :])
     assert summary["defense"] == "dpsgd:noise_multiplier=2.0" and summary["epsilon"] > 0
     bad = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "u"), "--defense", "mixup"])
     assert bad.exit_code != 0 and "unknown defense 'mixup'" in bad.output

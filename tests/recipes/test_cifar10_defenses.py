@@ -1,0 +1,91 @@
+"""Smoke run of the defenses recipe (``--quick``) on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from models.vision.data import ImageDataset, write_class_zip
+
+RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cifar10_defenses" / "run.py"
+ATTACKS = ["shokri", "loss", "threshold", "lira"]
+
+
+def _tiny_zip(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+
+    def part(n):
+        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.sort(rng.integers(0, 10, n))
+
+    (xt, yt), (xs, ys) = part(700), part(150)
+    return write_class_zip(path, ImageDataset(xt, yt, xs, ys, tuple(f"c{i}" for i in range(10))))
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tmp_path):
+    data = _tiny_zip(tmp_path / "tiny.zip")
+    out = tmp_path / "run"
+    proc = _run("--quick", "--out", str(out), f"--data={data}",
+                f"--cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Table 2 (Shokri attack on L2-regularized CNNs" in proc.stdout
+    assert "L2 sweep" in proc.stdout and "Goal: strongest-attack AUC <= 0.55" in proc.stdout
+
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["train_size"] == 150 and config["cnn"]["epochs"] == 1
+    doc = json.loads((out / "metrics.json").read_text())
+    rows = doc["rows"]
+    settings = list(dict.fromkeys(r["setting"] for r in rows if r["train_size"] == 150))
+    assert settings == config["defenses"]
+    assert {r["defense"] for r in rows} == {"none", "l2", "dropout", "topk", "rounding",
+                                            "label_only", "stacking", "advreg", "dpsgd"}  # fmt: skip
+    assert sorted({r["train_size"] for r in rows}) == [150, 200]  # Table 2's larger size
+    for r in rows:
+        assert r["attack"] in ATTACKS and r["strongest"] in ATTACKS
+        for key in ("accuracy", "precision", "recall", "auc"):
+            assert 0.0 <= r[key] <= 1.0, (r["setting"], r["attack"], key)
+        assert set(r["tpr_at_fpr"]) == {"0.01", "0.001"} and "roc" not in r
+        assert 0.0 <= r["target"]["test_acc"] <= 1.0
+    dp = [r for r in rows if r["defense"] == "dpsgd"]
+    assert dp and all(r["target"]["epsilon"] > 0 and r["target"]["delta"] == 1e-5 for r in dp)
+    serving = [r for r in rows if r["stage"] == "serve"]
+    assert serving and all(r["target"]["train_seconds"] == 0.0 for r in serving)  # reused model
+    label_only = [r for r in rows if r["defense"] == "label_only" and r["attack"] == "threshold"]
+    assert label_only[0]["auc"] == 0.5
+    assert isinstance(doc["target_met"], list) and doc["machine"]["opacus"]
+    assert (out / "privacy_utility.png").stat().st_size > 0
+    assert "| label_only |" in (out / "table.md").read_text()
+    assert not (out / "targets" / "n150_topk_k-1").exists()  # serving settings train nothing
+
+
+def _recipe_module():
+    spec = importlib.util.spec_from_file_location("cifar10_defenses_run", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("--defenses=[none, mixup]", "unknown defense 'mixup'"),
+        ("--defenses=[none, 'topk:depth=2']", "no parameter"),
+        ("--defenses=[l2, none]", "must be none"),
+        ("--table2.defense=l3", "unknown defense 'l3'"),
+    ],
+)
+def test_bad_settings_are_refused_before_training(override, message):
+    with pytest.raises(ValueError, match=message):
+        _recipe_module().resolve_config([override], quick=True)
