@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from auditor.cifar.audit import evaluation_records, shadow_recipe
-from auditor.cifar.defenses import ATTACK_NAMES, attack_suite, train_shadows
+from auditor.cifar.defenses import ATTACK_NAMES, AnswerCache, attack_suite, train_shadows
 from auditor.cifar.target import defense_settings, load_target, train_target
 from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
 from auditor.plots import plot_privacy_utility
@@ -93,20 +93,21 @@ def run_setting(config: dict, spec: str, size: int, run_dir: Path, cache: dict) 
         x_eval, y_eval, membership = evaluation_records(target, n_eval, seed)
         shadows = train_shadows(target, shadow_recipe(target), int(config["attack"]["n_shadows"]),
                                 seed=seed, x_eval=x_eval)  # fmt: skip
-        cache[key] = (summary, target, shadows, (x_eval, y_eval, membership))
-    summary, target, shadows, (x_eval, y_eval, membership) = cache[key]
+        cache[key] = (summary, target, shadows, (x_eval, y_eval, membership), AnswerCache(target))
+    summary, target, shadows, (x_eval, y_eval, membership), answers = cache[key]
     serving = {"name": name, **params} if stage == "serve" else None
     target = dataclasses.replace(target, serving=serving)
+    answers.target = target  # the shared model's answers, hardened by this setting
     results = attack_suite(
         target, shadows, seed=seed, x_eval=x_eval, y_eval=y_eval, membership=membership,
         threshold_percentile=float(config["attack"]["threshold_percentile"]),
         shokri_max_iter=int(config["attack"]["shokri_max_iter"]),
-        n_bootstrap=int(config["eval"]["n_bootstrap"]),
+        n_bootstrap=int(config["eval"]["n_bootstrap"]), cache=answers,
     )  # fmt: skip
     x_non, y_non = target.records("target_nonmembers")
     x_mem, y_mem = target.records("target_members")
-    served_test_acc = float((target.predict_proba(x_non).argmax(1) == y_non).mean())
-    served_train_acc = float((target.predict_proba(x_mem).argmax(1) == y_mem).mean())
+    served_test_acc = float((answers.predict_proba(x_non).argmax(1) == y_non).mean())
+    served_train_acc = float((answers.predict_proba(x_mem).argmax(1) == y_mem).mean())
     common = {
         "setting": spec, "defense": name, "params": params, "stage": stage, "train_size": size,
         "strongest": results["strongest"],

@@ -14,6 +14,7 @@ from auditor.cifar.attacks.shadow import CnnRecipe
 from auditor.cifar.audit import evaluation_records, shadow_recipe
 from auditor.cifar.defenses import (
     ATTACK_NAMES,
+    AnswerCache,
     ReplayExecutor,
     attack_suite,
     train_shadows,
@@ -127,3 +128,15 @@ def test_cli_train_target_with_a_defense(tiny_zip, tmp_path):
     bad = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "u"), "--defense", "mixup"])
     assert bad.exit_code != 0 and "unknown defense 'mixup'" in bad.output
     assert not (tmp_path / "u").exists()
+
+
+def test_answer_cache_computes_once_and_serves_the_current_hardening(target_dirs):
+    dirs, cache_dir = target_dirs
+    target = load_target(dirs["none"], cache_dir=cache_dir, progress=False)
+    x, _ = target.records("target_nonmembers")
+    cache = AnswerCache(target)
+    np.testing.assert_array_equal(cache.predict_proba(x), target.predict_proba(x))
+    np.testing.assert_array_equal(cache.predict_proba(x.copy()), target.predict_proba(x))
+    assert len(cache.raw_) == 1
+    cache.target = dataclasses.replace(target, serving={"name": "label_only"})
+    assert set(np.unique(cache.predict_proba(x))) == {0.0, 1.0} and len(cache.raw_) == 1
