@@ -579,15 +579,19 @@ def train_recognizer(
         realign_failed.append(trainer.realign())
 
     # final stage: keep the best dev-loss weights, halve the lr on a plateau, stop after
-    # `patience` halvings without improvement
-    best_loss, best_state, bad = float("inf"), None, 0
+    # `patience` halvings without improvement. With adversarial regularization only epochs
+    # trained with the game count (else a warm-up epoch, undefended, could be the one kept).
+    best_loss, best_state, bad, kept_epoch = float("inf"), None, 0, None
     for _ in range(int(tr["epochs"])):
         row = run_epoch("final")
+        if trainer.adv is not None and trainer.epochs_done <= trainer.adv_warmup:
+            continue
         score = row["dev_loss"] if trainer.dev_frames is not None else row["train_loss"]
         improved = score < best_loss * (1.0 - float(tr["min_improvement"]))
         if score < best_loss:
             best_loss = score
             best_state = {n: t.clone() for n, t in trainer.network.state_dict().items()}
+            kept_epoch = row["epoch"]
         if improved:
             bad = 0
             continue
@@ -637,6 +641,7 @@ def train_recognizer(
         "skipped": skipped,
         "epochs": epochs_log,
         "realign_failed": realign_failed,
+        "kept_epoch": kept_epoch if best_state is not None else len(epochs_log),
         "decoding_tuning": tuning,
         "decoding": dict(cfg["decoding"]),
         "feature_cache": cache_stats,

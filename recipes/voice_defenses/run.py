@@ -338,6 +338,14 @@ def format_defense_table(doc: dict) -> str:
     return "\n".join(lines)
 
 
+def short_label(spec: str) -> str:
+    """A plot label: the name and its first parameter's value (``dpsgd:noise_multiplier=0.5,...``
+    -> ``dpsgd 0.5``)."""
+    name, _, rest = spec.partition(":")
+    first = rest.split(",")[0].partition("=")[2]
+    return f"{name} {first}" if first else name
+
+
 def plot_defenses(doc: dict, path: Path) -> Path:
     """PER on unseen speakers against the audit's AUC and TPR at FPR 1/N (random forest)."""
     from auditor.plots import plot_privacy_utility
@@ -349,7 +357,13 @@ def plot_defenses(doc: dict, path: Path) -> Path:
             m = s["attacks"][f"{cond}/random_forest"]
             if m:
                 series[f"{cond} audios"] = {"auc": m.get("auc"), "tpr_low": _tpr_low(m)}
-        points.append({"name": s["setting"], "utility": s["per_unseen_speakers"], "series": series})
+        points.append(
+            {
+                "name": short_label(s["setting"]),
+                "utility": s["per_unseen_speakers"],
+                "series": series,
+            }
+        )
     n = doc["n_nonmembers"]
     return plot_privacy_utility(
         points,
@@ -359,7 +373,8 @@ def plot_defenses(doc: dict, path: Path) -> Path:
             ("auc", "user-level audit AUC (random forest)"),
             ("tpr_low", f"TPR at FPR 1/{n} (lowest measurable; random forest)"),
         ],
-        title="Voice path: privacy-utility of defenses",
+        title="Voice path: privacy-utility of defenses\n(label: defense and its strength: "
+        "l2 weight decay, dropout p, advreg lambda, dpsgd sigma, topk k, rounding decimals)",
     )
 
 

@@ -186,3 +186,12 @@ def test_ghost_clipping_gives_the_hooks_clipped_gradient(tone_corpus):
         )
         grads[mode] = torch.cat([p.grad.flatten() for p in trainer.network.parameters()])
     assert torch.allclose(grads["hooks"], grads["ghost"], rtol=1e-3, atol=1e-6)
+
+
+def test_advreg_keeps_a_model_trained_with_the_game(tone_corpus, tmp_path):
+    """Early stopping must not fall back to an undefended warm-up epoch."""
+    cfg = _with("advreg:lam=3,warmup_epochs=1")
+    cfg["training"]["epochs"] = 3
+    _, report, _ = _train(tone_corpus, cfg, tmp_path, "warm")
+    assert report["kept_epoch"] >= 2
+    assert np.isnan(report["epochs"][0]["advreg_attack_loss"])  # warm-up: no game
