@@ -32,8 +32,6 @@ def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
     assert 0 < dp["epsilon"] < float("inf") and dp["train_time_ratio"] > 0
     # the hardened device serves the undefended model: same PER, no training
     assert label["model_id"] == none["model_id"] and label["per_increase"] == 0.0
-    adv = settings["advreg:lam=1,warmup_epochs=0"]
-    assert adv["advreg_final_gain"] is not None and adv["model_id"] != none["model_id"]
     for row in metrics["rows"]:  # DESIGN.md's metrics keys, the varied setting named
         assert {"setting", "condition", "attack", "accuracy", "precision", "recall", "f1", "auc",
                 "tpr_at_fpr", "n_members", "n_nonmembers"} <= set(row)  # fmt: skip
