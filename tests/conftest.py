@@ -3,6 +3,8 @@
 ``tiny_synth_corpus``: a small synthetic eSpeak corpus in TIMIT layout (4 speakers x 4
 utterances, seed 7), synthesized once per test session; areas that need real-looking speech
 with alignments (readers, manifests, recognizer, device, auditor) reuse it.
+``tiny_recipe``: the recognizer config of every tiny test model (mechanics, not accuracy).
+``amqtt_broker``: one embedded amqtt broker per session, shared by device and auditor tests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,18 @@ import pytest
 
 TINY_SYNTH = {"n_speakers": 4, "utterances_per_speaker": 4, "seed": 7}
 
+#: Small and quick: the tests check mechanics (serving, records, reports), not accuracy.
+TINY_RECIPE = {
+    "network": {"hidden": [32, 32]},
+    "training": {
+        "epochs": 1,
+        "realign_iterations": 0,
+        "tune_decoding": False,
+        "heldout_utterances_per_speaker": 1,
+        "dev_utterances_per_speaker": 1,
+    },
+}
+
 
 @pytest.fixture(scope="session")
 def tiny_synth_corpus(tmp_path_factory) -> Path:
@@ -22,3 +36,18 @@ def tiny_synth_corpus(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tiny_synth_corpus")
     synthesize_corpus(root, jobs=1, **TINY_SYNTH)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe() -> dict:
+    """The recognizer config overrides of every tiny test model (do not edit: copy)."""
+    return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
+def amqtt_broker():
+    """A running embedded amqtt broker (``.url``)."""
+    from device_sim.brokers import EmbeddedBroker
+
+    with EmbeddedBroker() as broker:
+        yield broker

@@ -13,23 +13,6 @@ import json
 
 import pytest
 
-#: Small and quick: mechanics, not accuracy.
-TINY_RECIPE = {
-    "network": {"hidden": [32, 32]},
-    "training": {
-        "epochs": 1,
-        "realign_iterations": 0,
-        "tune_decoding": False,
-        "heldout_utterances_per_speaker": 1,
-        "dev_utterances_per_speaker": 1,
-    },
-}
-
-
-@pytest.fixture(scope="session")
-def tiny_recipe() -> dict:
-    return TINY_RECIPE
-
 
 @pytest.fixture(scope="session")
 def tiny_manifest(tiny_synth_corpus, tmp_path_factory):
@@ -49,31 +32,28 @@ def tiny_roles(tiny_manifest):
 
 
 @pytest.fixture(scope="session")
-def tiny_target(tiny_manifest, tiny_roles, tmp_path_factory):
+def tiny_target(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
     """Folder of the target checkpoint (trained on the one member speaker)."""
     from auditor.shadow import train_model_job
 
     out = tmp_path_factory.mktemp("tiny_target") / "target"
-    train_model_job(str(tiny_manifest), tiny_roles["member"], TINY_RECIPE, 0, str(out))
+    train_model_job(str(tiny_manifest), tiny_roles["member"], tiny_recipe, 0, str(out))
     return out
 
 
 @pytest.fixture(scope="session")
-def tiny_shadows(tiny_manifest, tiny_roles, tmp_path_factory):
+def tiny_shadows(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
     from auditor.shadow import train_shadows
 
     cache = tmp_path_factory.mktemp("tiny_shadows")
-    shadows, _ = train_shadows(tiny_manifest, tiny_roles["pool"], TINY_RECIPE, k=2, seed=0,
+    shadows, _ = train_shadows(tiny_manifest, tiny_roles["pool"], tiny_recipe, k=2, seed=0,
                                cache_dir=cache, executor="serial")
     return shadows
 
 
 @pytest.fixture(scope="session")
-def amqtt_url():
-    from device_sim.brokers import EmbeddedBroker
-
-    with EmbeddedBroker() as broker:
-        yield broker.url
+def amqtt_url(amqtt_broker) -> str:
+    return amqtt_broker.url
 
 
 @pytest.fixture(scope="session")

@@ -11,20 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device_sim.brokers import MOSQUITTO_HINT, EmbeddedBroker, MosquittoBroker, find_mosquitto
+from device_sim.brokers import MOSQUITTO_HINT, MosquittoBroker, find_mosquitto
 from device_sim.server import DeviceServer
-
-#: Small and quick: the device tests check serving, not accuracy.
-TINY_CONFIG = {
-    "network": {"hidden": [64, 64]},
-    "training": {
-        "epochs": 1,
-        "realign_iterations": 0,
-        "tune_decoding": False,
-        "heldout_utterances_per_speaker": 1,
-        "dev_utterances_per_speaker": 1,
-    },
-}
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +23,7 @@ def tiny_utterances(tiny_synth_corpus):
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tiny_utterances, tmp_path_factory):
+def tiny_checkpoint(tiny_utterances, tiny_recipe, tmp_path_factory):
     """Directory of a recognizer trained for one epoch on the tiny synthetic corpus."""
     import torch
 
@@ -43,7 +31,7 @@ def tiny_checkpoint(tiny_utterances, tmp_path_factory):
 
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("tiny_ckpt")
-    train_recognizer(tiny_utterances, TINY_CONFIG, seed=0, out_dir=out, progress=False)
+    train_recognizer(tiny_utterances, tiny_recipe, seed=0, out_dir=out, progress=False)
     return out
 
 
@@ -67,12 +55,6 @@ def mosquitto():
     if find_mosquitto() is None:
         pytest.fail(MOSQUITTO_HINT, pytrace=False)
     with MosquittoBroker() as broker:
-        yield broker
-
-
-@pytest.fixture(scope="session")
-def amqtt_broker():
-    with EmbeddedBroker() as broker:
         yield broker
 
 

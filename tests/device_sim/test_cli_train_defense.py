@@ -10,15 +10,13 @@ from click.testing import CliRunner
 from device_sim.cli import main
 from models.manifest import write_manifest
 
-from .conftest import TINY_CONFIG
-
 
 @pytest.fixture(scope="module")
-def tiny_manifest_and_config(tiny_utterances, tmp_path_factory):
+def tiny_manifest_and_config(tiny_utterances, tiny_recipe, tmp_path_factory):
     root = tmp_path_factory.mktemp("defense_cli")
     manifest = write_manifest(root / "manifest.jsonl", tiny_utterances)
     config = root / "tiny.yaml"
-    config.write_text(json.dumps(TINY_CONFIG))  # JSON is YAML
+    config.write_text(json.dumps(tiny_recipe))  # JSON is YAML
     return manifest, config
 
 
