@@ -31,6 +31,18 @@ def load_config(path, overrides: Iterable[str] = ()) -> dict:
     return apply_overrides(config, overrides, source=str(path))
 
 
+def apply_section(config: Mapping, section: str, *, use: bool) -> dict:
+    """``config`` without its ``section`` mapping, whose keys are applied as overrides if ``use``.
+
+    Recipes keep a ``quick`` section (dotted keys -> values) for their smoke configuration.
+    """
+    config = dict(config)
+    values = config.pop(section, None) or {}
+    if not use:
+        return config
+    return apply_overrides(config, [f"{k}={v}" for k, v in values.items()], source=section)
+
+
 def apply_overrides(config: Mapping, overrides: Iterable[str], *, source: str = "config") -> dict:
     """Return a copy of ``config`` with ``--a.b=value`` overrides applied.
 

@@ -32,7 +32,13 @@ import torch
 from auditor.cifar.audit import evaluation_records, shadow_recipe
 from auditor.cifar.defenses import ATTACK_NAMES, AnswerCache, attack_suite, train_shadows
 from auditor.cifar.target import defense_settings, load_target, train_target
-from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
+from auditor.config import (
+    apply_overrides,
+    apply_section,
+    load_config,
+    prepare_run_dir,
+    save_metrics,
+)
 from auditor.plots import plot_privacy_utility
 from models.privacy.registry import get_defense, parse_defense
 from models.vision.data import load_image_dataset
@@ -44,10 +50,7 @@ log = logging.getLogger("cifar10_defenses")
 
 def resolve_config(overrides: list[str], *, quick: bool) -> dict:
     """``config.yaml`` with the ``quick`` overrides (when asked), then the command line's."""
-    config = load_config(CONFIG)
-    if quick:
-        config = apply_overrides(config, [f"{k}={v}" for k, v in config["quick"].items()],
-                                 source="quick")  # fmt: skip
+    config = apply_section(load_config(CONFIG), "quick", use=quick)
     config = apply_overrides(config, overrides, source=str(CONFIG))
     for spec in [*config["defenses"], config["table2"]["defense"]]:
         parse_defense(spec)  # unknown names / parameters fail before any training

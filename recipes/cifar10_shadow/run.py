@@ -25,7 +25,13 @@ import torch
 
 from auditor.cifar.audit import attack_target
 from auditor.cifar.target import load_target, train_target
-from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
+from auditor.config import (
+    apply_overrides,
+    apply_section,
+    load_config,
+    prepare_run_dir,
+    save_metrics,
+)
 from auditor.executor import get_executor
 from auditor.plots import save_roc_plots
 from models.vision.data import load_image_dataset
@@ -37,10 +43,7 @@ log = logging.getLogger("cifar10_shadow")
 
 def resolve_config(overrides: list[str], *, quick: bool) -> dict:
     """``config.yaml`` with the ``quick`` overrides (when asked), then the command line's."""
-    config = load_config(CONFIG)
-    if quick:
-        config = apply_overrides(config, [f"{k}={v}" for k, v in config["quick"].items()],
-                                 source="quick")  # fmt: skip
+    config = apply_section(load_config(CONFIG), "quick", use=quick)
     return apply_overrides(config, overrides, source=str(CONFIG))
 
 

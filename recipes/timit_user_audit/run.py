@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from auditor.config import apply_overrides, load_config
+from auditor.config import apply_overrides, apply_section, load_config
 from auditor.demo import run_user_audit
 from auditor.reports import format_table
 
@@ -28,16 +28,12 @@ CONFIG = Path(__file__).with_name("config.yaml")
 def resolve_config(path: Path, overrides: list[str], *, quick: bool, corpus: str | None) -> dict:
     """The YAML, then its ``timit`` section (with ``corpus``), ``quick`` section, command line."""
     config = load_config(path)
-    sections = {name: config.pop(name, None) for name in ("timit", "quick")}
+    if corpus is not None and "timit" not in config:
+        raise click.UsageError(f"{path} has no timit section; --corpus applies to config.yaml")
+    config = apply_section(config, "timit", use=corpus is not None)
     if corpus is not None:
-        if sections["timit"] is None:
-            raise click.UsageError(f"{path} has no timit section; --corpus applies to config.yaml")
-        config = apply_overrides(config, [f"{k}={v}" for k, v in sections["timit"].items()],
-                                 source="timit")
         config["corpus"]["path"] = str(Path(corpus).resolve())
-    if quick:
-        config = apply_overrides(config, [f"{k}={v}" for k, v in sections["quick"].items()],
-                                 source="quick")
+    config = apply_section(config, "quick", use=quick)
     return apply_overrides(config, overrides, source=str(path))
 
 

@@ -27,7 +27,13 @@ from pathlib import Path
 
 import click
 
-from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
+from auditor.config import (
+    apply_overrides,
+    apply_section,
+    load_config,
+    prepare_run_dir,
+    save_metrics,
+)
 from auditor.demo import prepare_audit_corpus, run_user_audit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,12 +46,7 @@ DEFENSES_JSON = "defenses.json"
 
 def resolve_config(path: Path, overrides: list[str], *, quick: bool) -> dict:
     """The YAML, then its ``quick`` section (with ``quick``), then the command line."""
-    config = load_config(path)
-    quick_section = config.pop("quick", None) or {}
-    if quick:
-        config = apply_overrides(
-            config, [f"{k}={v}" for k, v in quick_section.items()], source="quick"
-        )
+    config = apply_section(load_config(path), "quick", use=quick)
     return apply_overrides(config, overrides, source=str(path))
 
 
