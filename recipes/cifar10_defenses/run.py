@@ -25,7 +25,6 @@ import sys
 import time
 from pathlib import Path
 
-import click
 import numpy as np
 import torch
 
@@ -40,6 +39,7 @@ from auditor.config import (
     save_metrics,
 )
 from auditor.plots import plot_privacy_utility
+from auditor.recipe_cli import recipe_command
 from models.privacy.registry import get_defense, parse_defense
 from models.vision.data import load_image_dataset
 
@@ -291,24 +291,10 @@ def run(config: dict, out: Path) -> dict:
     return doc
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--quick", is_flag=True, help="Smoke configuration (tiny sizes, 1 epoch).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Run folder [default: runs/cifar10_defenses or runs/cifar10_defenses_quick].",
+main = recipe_command(
+    resolve_config, run, repo=REPO, name="cifar10_defenses", summary="Defenses on CIFAR-10",
+    quick_help="Smoke configuration (tiny sizes, 1 epoch).",
 )
-@click.pass_context
-def main(ctx: click.Context, quick: bool, out: str | None) -> None:
-    """Defenses on CIFAR-10; extra --key=value arguments override config.yaml."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config = resolve_config(list(ctx.args), quick=quick)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e
-    name = config["name"] + ("_quick" if quick else "")
-    run(config, Path(out) if out else REPO / "runs" / name)
 
 
 if __name__ == "__main__":

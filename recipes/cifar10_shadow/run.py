@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import click
 import torch
 
 from auditor.cifar.audit import attack_target
@@ -34,6 +33,7 @@ from auditor.config import (
 )
 from auditor.executor import get_executor
 from auditor.plots import save_roc_plots
+from auditor.recipe_cli import recipe_command
 from models.vision.data import load_image_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -179,24 +179,10 @@ def run(config: dict, out: Path) -> dict:
     return doc
 
 
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@click.option("--quick", is_flag=True, help="Smoke configuration (tiny sizes, 2 epochs).")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Run folder [default: runs/cifar10_shadow or runs/cifar10_shadow_quick].",
+main = recipe_command(
+    resolve_config, run, repo=REPO, name="cifar10_shadow", summary="Table 1 of the reference paper",
+    quick_help="Smoke configuration (tiny sizes, 2 epochs).",
 )
-@click.pass_context
-def main(ctx: click.Context, quick: bool, out: str | None) -> None:
-    """Table 1 of the reference paper; extra --key=value arguments override config.yaml."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        config = resolve_config(list(ctx.args), quick=quick)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e
-    name = config["name"] + ("_quick" if quick else "")
-    run(config, Path(out) if out else REPO / "runs" / name)
 
 
 if __name__ == "__main__":
