@@ -4,40 +4,20 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from models.vision.data import ImageDataset, write_class_zip
+from .conftest import RECIPES, run_recipe
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cifar10_defenses" / "run.py"
+RECIPE = "cifar10_defenses"
 ATTACKS = ["shokri", "loss", "threshold", "lira"]
 
 
-def _tiny_zip(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-
-    def part(n):
-        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.sort(rng.integers(0, 10, n))
-
-    (xt, yt), (xs, ys) = part(700), part(150)
-    return write_class_zip(path, ImageDataset(xt, yt, xs, ys, tuple(f"c{i}" for i in range(10))))
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tmp_path):
-    data = _tiny_zip(tmp_path / "tiny.zip")
+def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifar_zip, tmp_path):
+    data = tiny_cifar_zip
     out = tmp_path / "run"
-    proc = _run("--quick", "--out", str(out), f"--data={data}",
+    proc = run_recipe(RECIPE, "--quick", "--out", str(out), f"--data={data}",
                 f"--cache_dir={tmp_path / 'cache'}")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Table 2 (Shokri attack on L2-regularized CNNs" in proc.stdout
@@ -71,7 +51,9 @@ def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tmp_path)
 
 
 def _recipe_module():
-    spec = importlib.util.spec_from_file_location("cifar10_defenses_run", RECIPE)
+    spec = importlib.util.spec_from_file_location(
+        "cifar10_defenses_run", RECIPES / RECIPE / "run.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -3,40 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from models.vision.data import ImageDataset, write_class_zip
+from .conftest import run_recipe
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "cifar10_shadow" / "run.py"
+RECIPE = "cifar10_shadow"
 ATTACKS = ["shokri", "mlleaks", "threshold", "lira"]
 
 
-def _tiny_zip(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-
-    def part(n):
-        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.sort(rng.integers(0, 10, n))
-
-    (xt, yt), (xs, ys) = part(700), part(150)
-    return write_class_zip(path, ImageDataset(xt, yt, xs, ys, tuple(f"c{i}" for i in range(10))))
-
-
-def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(RECIPE), *args], capture_output=True, text=True, timeout=300
-    )
-
-
-def test_quick_run_writes_config_metrics_table_and_plots(tmp_path):
-    data = _tiny_zip(tmp_path / "tiny.zip")
+def test_quick_run_writes_config_metrics_table_and_plots(tiny_cifar_zip, tmp_path):
+    data = tiny_cifar_zip
     out = tmp_path / "run"
-    proc = _run(
+    proc = run_recipe(
+        RECIPE,
         "--quick",
         "--out",
         str(out),
@@ -82,6 +63,6 @@ def test_quick_run_writes_config_metrics_table_and_plots(tmp_path):
 
 
 def test_unknown_override_is_refused_with_a_hint(tmp_path):
-    proc = _run("--quick", "--out", str(tmp_path / "run"), "--cnn.epoch=3")
+    proc = run_recipe(RECIPE, "--quick", "--out", str(tmp_path / "run"), "--cnn.epoch=3")
     assert proc.returncode == 1
     assert "unknown key 'cnn.epoch'" in proc.stderr and "cnn.epochs" in proc.stderr
