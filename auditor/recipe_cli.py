@@ -15,6 +15,12 @@ from pathlib import Path
 import click
 
 
+def repo_path(path: str | Path, repo: Path) -> Path:
+    """``path`` from a recipe's config; a relative one is taken from the repository root."""
+    p = Path(path)
+    return p if p.is_absolute() else repo / p
+
+
 def recipe_command(
     resolve_config: Callable[..., dict],
     run: Callable[[dict, Path], object],

@@ -31,7 +31,8 @@ EVIDENCE_COLUMNS = ("per", "subs", "ins", "dels", "log_like_per_frame", "mean_co
                     "min_confidence", "frames")
 
 
-def _fmt(value, digits: int = 3) -> str:
+def fmt(value, digits: int = 3) -> str:
+    """A table cell: ``n/a`` for None, ints as they are, other numbers to ``digits`` decimals."""
     if value is None:
         return "n/a"
     if isinstance(value, int):
@@ -41,7 +42,7 @@ def _fmt(value, digits: int = 3) -> str:
 
 def _with_ci(m: dict, key: str) -> str:
     ci = (m.get("ci95") or {}).get(key)
-    return _fmt(m.get(key)) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+    return fmt(m.get(key)) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
 
 
 def _tpr1(m: dict, key: str = "0.01") -> str:
@@ -49,7 +50,7 @@ def _tpr1(m: dict, key: str = "0.01") -> str:
     if value is None:
         return "n/a (too few non-members)"
     ci = ((m.get("ci95") or {}).get("tpr_at_fpr") or {}).get(key)
-    return _fmt(value) + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else "")
+    return fmt(value) + (f" [{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
 
 
 def _tpr_lowest(m: dict) -> str:
@@ -94,7 +95,7 @@ def _html_table(rows: list[dict], vary: str, label: str) -> str:
             "<th>TPR at FPR 1/N [95% CI]</th></tr>")
     body = "".join(
         f"<tr><td>{r[vary]}</td><td>{_with_ci(r, 'accuracy')}</td><td>{_with_ci(r, 'precision')}</td>"
-        f"<td>{_with_ci(r, 'recall')}</td><td>{_fmt(r['f1'])}</td><td>{_with_ci(r, 'auc')}</td>"
+        f"<td>{_with_ci(r, 'recall')}</td><td>{fmt(r['f1'])}</td><td>{_with_ci(r, 'auc')}</td>"
         f"<td>{html.escape(_tpr1(r))}</td><td>{html.escape(_tpr_lowest(r))}</td></tr>"
         for r in rows
     )
@@ -125,14 +126,14 @@ def _user_page(user: dict, img: str) -> str:
         rows = "".join(
             f"<tr><td class='text'>{html.escape(a['utt_id'])}</td>"
             f"<td class='text'>{html.escape(a['text'])}</td>"
-            + "".join(f"<td>{_fmt(a[col])}</td>" for col in EVIDENCE_COLUMNS) + "</tr>"
+            + "".join(f"<td>{fmt(a[col])}</td>" for col in EVIDENCE_COLUMNS) + "</tr>"
             for a in c["audios"]
         )
         head = "".join(f"<th>{col}</th>" for col in EVIDENCE_COLUMNS)
         sections.append(
             f"<h2>{html.escape(cond)} audios</h2><p>Verdict: <b>{c['verdict']}</b>; forest score "
-            f"{_fmt(c['forest_score'])}; calibrated test: log likelihood ratio "
-            f"{_fmt(c['log_likelihood_ratio'])}, p-value {c['p_value']:.3g}; "
+            f"{fmt(c['forest_score'])}; calibrated test: log likelihood ratio "
+            f"{fmt(c['log_likelihood_ratio'])}, p-value {c['p_value']:.3g}; "
             f"{len(c['audios'])} audios used.</p>"
             f"<table><tr><th>audio</th><th>text</th>{head}</tr>{rows}</table>"
         )
@@ -165,14 +166,14 @@ def _defense_section(run_dir: Path, out: Path) -> str:
 
     def cells(attacks: dict, cond: str) -> str:
         rf, cal = attacks.get(f"{cond}/random_forest") or {}, attacks.get(f"{cond}/calibrated_test") or {}
-        return (f"<td>{_with_ci(rf, 'auc') if rf else 'n/a'}</td><td>{_fmt(cal.get('auc'))}</td>"
+        return (f"<td>{_with_ci(rf, 'auc') if rf else 'n/a'}</td><td>{fmt(cal.get('auc'))}</td>"
                 f"<td>{html.escape(_tpr1(rf, rf['lowest_fpr'])) if rf.get('lowest_fpr') else 'n/a'}</td>")
 
     body = "".join(
         f"<tr><td>{html.escape(st['setting'])}</td><td>{st['stage']}</td>"
-        f"<td>{_fmt(st['per_unseen_speakers'])}</td><td>{st['per_increase']:+.3f}</td>"
+        f"<td>{fmt(st['per_unseen_speakers'])}</td><td>{st['per_increase']:+.3f}</td>"
         + cells(st["attacks"], "seen") + cells(st["attacks"], "unseen")
-        + f"<td>{_fmt(st['train_time_ratio'], 2)}</td><td>{_fmt(st.get('epsilon'))}</td></tr>"
+        + f"<td>{fmt(st['train_time_ratio'], 2)}</td><td>{fmt(st.get('epsilon'))}</td></tr>"
         for st in doc["settings"]
     )
     best = doc.get("best_tradeoff") or {}

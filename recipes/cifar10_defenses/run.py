@@ -39,7 +39,8 @@ from auditor.config import (
     save_metrics,
 )
 from auditor.plots import plot_privacy_utility
-from auditor.recipe_cli import recipe_command
+from auditor.recipe_cli import recipe_command, repo_path
+from auditor.reports import fmt
 from models.privacy.registry import get_defense, parse_defense
 from models.vision.data import load_image_dataset
 
@@ -57,12 +58,6 @@ def resolve_config(overrides: list[str], *, quick: bool) -> dict:
     if parse_defense(config["defenses"][0])[0] != "none":
         raise ValueError("the first setting of `defenses` must be none (the undefended baseline)")
     return config
-
-
-def data_path(config: dict) -> Path:
-    """The dataset source; a relative path is taken from the repository root."""
-    p = Path(config["data"])
-    return p if p.is_absolute() else REPO / p
 
 
 def slug(spec: str, size: int) -> str:
@@ -85,13 +80,13 @@ def run_setting(config: dict, spec: str, size: int, run_dir: Path, cache: dict) 
     n_eval = min(int(config["eval"]["n_eval"]), size)
     if key not in cache:
         summary = train_target(
-            data_path(config), run_dir / "targets" / slug(spec if stage != "serve" else "none",
+            repo_path(config["data"], REPO), run_dir / "targets" / slug(spec if stage != "serve" else "none",
                                                           size),
             train_size=size, seed=seed, cnn_config=dict(config["cnn"]), n_shadow_pool=2 * size,
             cache_dir=config["cache_dir"], progress=False,
             defense=spec if stage != "serve" else None,
         )  # fmt: skip
-        target = load_target(summary["out"], data=data_path(config),
+        target = load_target(summary["out"], data=repo_path(config["data"], REPO),
                              cache_dir=config["cache_dir"], progress=False)  # fmt: skip
         x_eval, y_eval, membership = evaluation_records(target, n_eval, seed)
         shadows = train_shadows(target, shadow_recipe(target), int(config["attack"]["n_shadows"]),
@@ -127,10 +122,6 @@ def run_setting(config: dict, spec: str, size: int, run_dir: Path, cache: dict) 
         m = {k: v for k, v in results[attack].items() if k != "roc"}
         rows.append({**common, "attack": attack, **m})
     return rows
-
-
-def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def settings_summary(rows: list[dict], size: int) -> list[dict]:
@@ -182,11 +173,11 @@ def format_tables(doc: dict, config: dict) -> str:
                 continue
             r, p, t = s["attacks"]["shokri"], ref["table2"].get(n, {}), s["target"]
             lines.append(
-                f"| {n} | {_fmt(t['train_acc'])} | {_fmt(t['test_acc'])} "
-                f"| {_fmt(r['precision'])} ({_fmt(p.get('precision'), 2)}) "
-                f"| {_fmt(r['recall'])} ({_fmt(p.get('recall'), 4)}) "
-                f"| {_fmt(r['accuracy'])} ({_fmt(p.get('accuracy'), 2)}) | {_fmt(r['auc'])} "
-                f"| {_fmt(s['best']['auc'])} ({s['best']['attack']}) |"
+                f"| {n} | {fmt(t['train_acc'])} | {fmt(t['test_acc'])} "
+                f"| {fmt(r['precision'])} ({fmt(p.get('precision'), 2)}) "
+                f"| {fmt(r['recall'])} ({fmt(p.get('recall'), 4)}) "
+                f"| {fmt(r['accuracy'])} ({fmt(p.get('accuracy'), 2)}) | {fmt(r['auc'])} "
+                f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) |"
             )
     summary = settings_summary(rows, size)
     lines += [
@@ -208,10 +199,10 @@ def format_tables(doc: dict, config: dict) -> str:
             p = {float(k): v for k, v in ref["l2_sweep"].items()}.get(float(factor), {})
             t, r = s["target"], s["attacks"]["shokri"]
             lines.append(
-                f"| {factor:g} | {_fmt(t['train_acc'])} ({_fmt(p.get('train_acc'))}) "
-                f"| {_fmt(t['test_acc'])} ({_fmt(p.get('test_acc'))}) "
-                f"| {_fmt(r['accuracy'])} ({_fmt(p.get('attack_acc'))}) "
-                f"| {_fmt(s['best']['auc'])} ({s['best']['attack']}) |"
+                f"| {factor:g} | {fmt(t['train_acc'])} ({fmt(p.get('train_acc'))}) "
+                f"| {fmt(t['test_acc'])} ({fmt(p.get('test_acc'))}) "
+                f"| {fmt(r['accuracy'])} ({fmt(p.get('attack_acc'))}) "
+                f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) |"
             )
     base = summary[0] if summary else None
     lines += [
@@ -228,11 +219,11 @@ def format_tables(doc: dict, config: dict) -> str:
         t = s["target"]
         eps = f"{t['epsilon']:.2f} ({t['delta']:g})" if t.get("epsilon") is not None else "-"
         ratio = t["train_seconds"] / base["target"]["train_seconds"] if t["train_seconds"] else 1.0
-        aucs = " | ".join(_fmt(s["attacks"][a]["auc"]) for a in ATTACK_NAMES)
+        aucs = " | ".join(fmt(s["attacks"][a]["auc"]) for a in ATTACK_NAMES)
         lines.append(
-            f"| {s['setting']} | {_fmt(t['test_acc'])} | {_fmt(t['train_acc'])} | {eps} | {aucs} "
-            f"| {_fmt(s['best']['auc'])} ({s['best']['attack']}) | {_fmt(s['tpr1_max'])} "
-            f"| {_fmt(s['tpr01_max'])} | {ratio:.2f} |"
+            f"| {s['setting']} | {fmt(t['test_acc'])} | {fmt(t['train_acc'])} | {eps} | {aucs} "
+            f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) | {fmt(s['tpr1_max'])} "
+            f"| {fmt(s['tpr01_max'])} | {ratio:.2f} |"
         )
     met = doc.get("target_met", [])
     goal = config["target"]
@@ -253,7 +244,7 @@ def run(config: dict, out: Path) -> dict:
     run_dir = prepare_run_dir(out, config, int(config["seed"]))
     torch.set_num_threads(int(config["cnn"].get("num_threads") or 1))
     t0 = time.perf_counter()
-    load_image_dataset(data_path(config), cache_dir=config["cache_dir"])  # decode once, cached
+    load_image_dataset(repo_path(config["data"], REPO), cache_dir=config["cache_dir"])  # decode once, cached
     doc = {
         "name": config["name"],
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),

@@ -33,7 +33,8 @@ from auditor.config import (
 )
 from auditor.executor import get_executor
 from auditor.plots import save_roc_plots
-from auditor.recipe_cli import recipe_command
+from auditor.recipe_cli import recipe_command, repo_path
+from auditor.reports import fmt
 from models.vision.data import load_image_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,17 +48,11 @@ def resolve_config(overrides: list[str], *, quick: bool) -> dict:
     return apply_overrides(config, overrides, source=str(CONFIG))
 
 
-def data_path(config: dict) -> Path:
-    """The dataset source; a relative path is taken from the repository root."""
-    p = Path(config["data"])
-    return p if p.is_absolute() else REPO / p
-
-
 def train_targets(config: dict, sizes: list[int], run_dir: Path, executor) -> dict[int, dict]:
     """Train one target per training size in ``sizes``, in parallel through the executor."""
     jobs = [
         {
-            "data": str(data_path(config)),
+            "data": str(repo_path(config["data"], REPO)),
             "out": str(run_dir / "targets" / f"n{size}"),
             "train_size": int(size),
             "seed": int(config["seed"]),
@@ -75,7 +70,7 @@ def train_targets(config: dict, sizes: list[int], run_dir: Path, executor) -> di
 
 def attack_rows(config: dict, size: int, summary: dict, executor, run_dir: Path) -> list[dict]:
     """Run every configured attack on the target of one size; one metrics row per attack."""
-    target = load_target(summary["out"], data=data_path(config), cache_dir=config["cache_dir"],
+    target = load_target(summary["out"], data=repo_path(config["data"], REPO), cache_dir=config["cache_dir"],
                          progress=False)  # fmt: skip
     rows, curves = [], {}
     for attack, params in config["attacks"].items():
@@ -99,10 +94,6 @@ def attack_rows(config: dict, size: int, summary: dict, executor, run_dir: Path)
     return rows
 
 
-def _fmt(value, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
 def format_tables(rows: list[dict], reference: dict, config: dict) -> str:
     """Markdown: Table 1 (Shokri) beside the paper's, then every attack's AUC and TPR at low FPR."""
     ref = {int(k): v for k, v in reference.items()}
@@ -119,10 +110,10 @@ def format_tables(rows: list[dict], reference: dict, config: dict) -> str:
         p = ref.get(r["train_size"], {})
         t = r["target"]
         lines.append(
-            f"| {r['train_size']} | {_fmt(t['train_acc'])} | {_fmt(t['test_acc'])} "
-            f"| {_fmt(t['train_test_gap'])} | {_fmt(r['precision'])} ({_fmt(p.get('precision'), 2)}) "
-            f"| {_fmt(r['recall'])} ({_fmt(p.get('recall'), 2)}) "
-            f"| {_fmt(r['accuracy'])} ({_fmt(p.get('accuracy'), 2)}) | {_fmt(r['auc'])} |"
+            f"| {r['train_size']} | {fmt(t['train_acc'])} | {fmt(t['test_acc'])} "
+            f"| {fmt(t['train_test_gap'])} | {fmt(r['precision'])} ({fmt(p.get('precision'), 2)}) "
+            f"| {fmt(r['recall'])} ({fmt(p.get('recall'), 2)}) "
+            f"| {fmt(r['accuracy'])} ({fmt(p.get('accuracy'), 2)}) | {fmt(r['auc'])} |"
         )
     lines += [
         "",
@@ -135,11 +126,11 @@ def format_tables(rows: list[dict], reference: dict, config: dict) -> str:
     ]
     for r in rows:
         ci = r.get("ci95", {}).get("auc")
-        auc = _fmt(r["auc"]) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+        auc = fmt(r["auc"]) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
         tpr = r["tpr_at_fpr"]
         lines.append(
-            f"| {r['train_size']} | {r['attack']} | {_fmt(r['accuracy'])} | {_fmt(r['precision'])} "
-            f"| {_fmt(r['recall'])} | {auc} | {_fmt(tpr.get('0.01'))} | {_fmt(tpr.get('0.001'))} "
+            f"| {r['train_size']} | {r['attack']} | {fmt(r['accuracy'])} | {fmt(r['precision'])} "
+            f"| {fmt(r['recall'])} | {auc} | {fmt(tpr.get('0.01'))} | {fmt(tpr.get('0.001'))} "
             f"| {r['n_members']} | {r['seconds']:.0f} |"
         )
     lines += [
@@ -154,7 +145,7 @@ def run(config: dict, out: Path) -> dict:
     """Train the targets, run the attacks, write the run folder; returns the metrics document."""
     run_dir = prepare_run_dir(out, config, int(config["seed"]))
     t0 = time.perf_counter()
-    load_image_dataset(data_path(config), cache_dir=config["cache_dir"])  # decode once, cached
+    load_image_dataset(repo_path(config["data"], REPO), cache_dir=config["cache_dir"])  # decode once, cached
     ex = config["executor"]
     executor = get_executor(ex["kind"], max_workers=ex["workers"], address=ex["address"])
     doc = {
