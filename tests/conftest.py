@@ -5,6 +5,7 @@ utterances, seed 7), synthesized once per test session; areas that need real-loo
 with alignments (readers, manifests, recognizer, device, auditor) reuse it.
 ``tiny_recipe``: the recognizer config of every tiny test model (mechanics, not accuracy).
 ``amqtt_broker``: one embedded amqtt broker per session, shared by device and auditor tests.
+``make_tiny_cifar_zip``: random CIFAR-shaped class-folder zips for the image-path tests.
 """
 
 from __future__ import annotations
@@ -51,3 +52,29 @@ def amqtt_broker():
 
     with EmbeddedBroker() as broker:
         yield broker
+
+
+@pytest.fixture(scope="session")
+def make_tiny_cifar_zip(tmp_path_factory):
+    """``make(n_train, n_test)``: a zip of random 32x32 images in 10 classes (seed 0, read-only)."""
+    import numpy as np
+
+    from models.vision.data import ImageDataset, write_class_zip
+
+    made: dict[tuple[int, int], Path] = {}
+
+    def make(n_train: int, n_test: int) -> Path:
+        if (n_train, n_test) not in made:
+            rng = np.random.default_rng(0)
+
+            def part(n):
+                x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)  # (n, H, W, 3)
+                return x, np.sort(rng.integers(0, 10, n))
+
+            (xt, yt), (xs, ys) = part(n_train), part(n_test)
+            path = tmp_path_factory.mktemp("tiny_cifar") / "tiny.zip"
+            classes = tuple(f"c{i}" for i in range(10))
+            made[n_train, n_test] = write_class_zip(path, ImageDataset(xt, yt, xs, ys, classes))
+        return made[n_train, n_test]
+
+    return make

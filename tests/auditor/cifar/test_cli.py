@@ -12,24 +12,14 @@ from auditor.cifar.attacks import ATTACKS
 from auditor.cifar.cli import attack_command
 from auditor.cifar.target import load_target
 from auditor.cli import main
-from models.vision.data import ImageDataset, write_class_zip
 
 TRAIN_SIZE = 60
 
 
 @pytest.fixture(scope="module")
-def tiny_zip(tmp_path_factory):
-    """400 random 32x32 images with random labels (PNG, so pixels survive exactly)."""
-    rng = np.random.default_rng(0)
-
-    def part(n):
-        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.sort(rng.integers(0, 10, n))
-
-    (xt, yt), (xs, ys) = part(300), part(100)
-    classes = tuple(f"class{i}" for i in range(10))
-    return write_class_zip(
-        tmp_path_factory.mktemp("data") / "tiny.zip", ImageDataset(xt, yt, xs, ys, classes)
-    )
+def tiny_zip(make_tiny_cifar_zip):
+    """300 train + 100 test random images (PNG, so pixels survive exactly)."""
+    return make_tiny_cifar_zip(300, 100)
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ from auditor.cifar.defenses import (
 from auditor.cifar.target import defense_settings, load_target, train_target
 from auditor.cli import main
 from models.privacy.registry import UnknownDefenseError
-from models.vision.data import ImageDataset, write_class_zip
 
 torch.set_num_threads(1)
 SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 10, "batch_size": 16,
@@ -30,15 +29,9 @@ SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 10, "batch_size": 16,
 
 
 @pytest.fixture(scope="module")
-def tiny_zip(tmp_path_factory):
-    rng = np.random.default_rng(0)
-
-    def part(n):
-        return rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8), np.sort(rng.integers(0, 10, n))
-
-    (xt, yt), (xs, ys) = part(300), part(100)
-    return write_class_zip(tmp_path_factory.mktemp("data") / "tiny.zip",
-                           ImageDataset(xt, yt, xs, ys, tuple(f"c{i}" for i in range(10))))  # fmt: skip
+def tiny_zip(make_tiny_cifar_zip):
+    """300 train + 100 test random images (PNG, so pixels survive exactly)."""
+    return make_tiny_cifar_zip(300, 100)
 
 
 def test_defense_settings_map_specs_to_configs():
