@@ -4,8 +4,9 @@
 ``get_executor("ray", address=...)`` sends them to a Ray cluster (or a private local Ray
 instance when ``address="local"``); ``get_executor("serial")`` runs them one after another in
 this process (debugging, and callables that cannot be pickled). All three have
-``map(fn, list_of_kwargs) -> list``: results in job order, progress on stderr, and a failed job
-re-raised as :class:`JobError` naming it. ``fn`` must be a module-level (picklable) function for
+``map(fn, list_of_kwargs) -> list``: results in job order, progress on stderr, a failed job
+re-raised as :class:`JobError` naming it, and an optional ``on_result(index, result)`` called
+in this process as each job finishes (to save partial results of a long run). ``fn`` must be a module-level (picklable) function for
 "local" and "ray". Each worker limits torch to ``threads_per_worker`` threads so that parallel
 jobs do not oversubscribe the cores.
 """
@@ -85,7 +86,8 @@ class SerialExecutor:
     def __init__(self, *, threads_per_worker: int = 1):
         self.threads_per_worker = threads_per_worker
 
-    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None) -> list:
+    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None,
+            on_result: Callable[[int, object], None] | None = None) -> list:
         """Call ``fn(**job)`` for each job; results in job order."""
         import torch
 
@@ -98,6 +100,8 @@ class SerialExecutor:
                     results.append(fn(**job))
                 except Exception as error:
                     raise _job_error(index, fn, job, error) from error
+                if on_result is not None:
+                    on_result(index, results[-1])
             return results
         finally:
             torch.set_num_threads(previous)
@@ -110,7 +114,8 @@ class LocalExecutor:
         self.threads_per_worker = threads_per_worker
         self.max_workers = max_workers or default_workers(threads_per_worker)
 
-    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None) -> list:
+    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None,
+            on_result: Callable[[int, object], None] | None = None) -> list:
         """Call ``fn(**job)`` for each job in worker processes; results in job order."""
         jobs = list(jobs)
         if not jobs:
@@ -131,6 +136,8 @@ class LocalExecutor:
                 except Exception as error:
                     failed = True
                     raise _job_error(index, fn, jobs[index], error) from error
+                if on_result is not None:
+                    on_result(index, results[index])
                 progress.update()
         finally:
             progress.close()
@@ -148,7 +155,8 @@ class RayExecutor:
         self.threads_per_worker = threads_per_worker
         self.max_workers = max_workers
 
-    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None) -> list:
+    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None,
+            on_result: Callable[[int, object], None] | None = None) -> list:
         """Submit ``fn(**job)`` for each job to Ray; results in job order."""
         import ray
 
@@ -178,6 +186,8 @@ class RayExecutor:
                         ray.cancel(ref)
                     cause = getattr(error, "cause", None) or error
                     raise _job_error(index, fn, jobs[index], cause) from error
+                if on_result is not None:
+                    on_result(index, results[index])
                 progress.update()
         return results
 

@@ -7,10 +7,10 @@ A target folder holds the checkpoint (``model.safetensors`` + ``model.json``), t
 (``shadow_pool``) and which they are scored on (``target_members`` vs ``target_nonmembers``);
 they reach the model only through :meth:`CifarTarget.predict_proba`.
 
-A target may be trained and served with one defense of :mod:`models.privacy.registry`
-(``defense="name:key=value,..."``, see :func:`defense_settings`): training-stage and model-stage
-defenses change the CNN config (``weight_decay``, ``dropout``, ``advreg``, ``dpsgd``,
-``stacking``); serving-stage defenses (``topk``, ``rounding``, ``label_only``) are recorded in
+A target may be trained and served with defenses of :mod:`models.privacy.registry`
+(``defense="name:key=value,..."``, several joined by ``+``, see :func:`defense_settings`):
+training-stage and model-stage defenses change the CNN config (``weight_decay``, ``dropout``,
+``advreg``, ``dpsgd``, ``stacking``, ``augment``); serving-stage defenses (``topk``, ``rounding``, ``label_only``) are recorded in
 ``model.json`` (``meta.serving``) and applied by :meth:`CifarTarget.predict_proba` to every
 answer. With ``advreg`` the defender's reference set (non-members the inference model learns
 from) is drawn from records outside every split and saved as ``defender_reference`` in
@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from models.privacy.registry import check_path, get_defense, parse_defense
+from models.privacy.registry import check_path, get_defense, parse_defenses
 from models.privacy.serving import harden
 from models.vision.data import (
     ImageDataset,
@@ -99,13 +99,14 @@ def serve(proba: np.ndarray, serving: dict | None) -> np.ndarray:
 def defense_settings(
     defense: str | None, cnn_config: dict | None = None
 ) -> tuple[dict, dict | None]:
-    """Apply one defense spec to a CNN config: ``(cnn_config, serving)``.
+    """Apply a defense spec (or a ``+`` combination) to a CNN config: ``(cnn_config, serving)``.
 
     Parameters
     ----------
     defense : str or None
-        ``"name"`` or ``"name:key=value,..."`` of :data:`models.privacy.registry.DEFENSES`
-        (``None`` / ``"none"``: undefended).
+        ``"name"`` or ``"name:key=value,..."`` of :data:`models.privacy.registry.DEFENSES`, or
+        several joined by ``+`` (:func:`models.privacy.registry.parse_defenses`; ``None`` /
+        ``"none"``: undefended).
     cnn_config : dict, optional
         The training recipe to change (copied).
 
@@ -113,27 +114,29 @@ def defense_settings(
     -------
     cnn_config : dict
         With ``weight_decay`` (l2), ``dropout`` (dropout, from ``p``), or the ``advreg`` /
-        ``dpsgd`` / ``stacking`` parameter dict set.
+        ``dpsgd`` / ``stacking`` / ``augment`` parameter dict set.
     serving : dict or None
-        ``{"name": ..., **params}`` for serving defenses, else None.
+        ``{"name": ..., **params}`` of the serving defense, else None.
 
     Raises
     ------
     ValueError
-        Unknown defense or parameter, or a defense the CIFAR path does not implement.
+        Unknown defense or parameter, a combination the registry refuses, or a defense the
+        CIFAR path does not implement.
     """
-    name, params = parse_defense(defense or "none")
-    spec = check_path(name, "cifar")
     cfg = dict(cnn_config or {})
-    if spec.stage == "serve":
-        return cfg, {"name": name, **params}
-    if name == "l2":
-        cfg["weight_decay"] = params["weight_decay"]
-    elif name == "dropout":
-        cfg["dropout"] = params["p"]
-    elif name in ("advreg", "dpsgd", "stacking"):
-        cfg[name] = params
-    return cfg, None
+    serving = None
+    for name, params in parse_defenses(defense or "none"):
+        spec = check_path(name, "cifar")
+        if spec.stage == "serve":
+            serving = {"name": name, **params}
+        elif name == "l2":
+            cfg["weight_decay"] = params["weight_decay"]
+        elif name == "dropout":
+            cfg["dropout"] = params["p"]
+        elif name in ("advreg", "dpsgd", "stacking", "augment"):
+            cfg[name] = params
+    return cfg, serving
 
 
 def train_target(

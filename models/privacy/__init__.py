@@ -1,7 +1,8 @@
 """Membership-privacy defenses shared by the image and the voice paths.
 
 - :mod:`.registry`: every defense as a registered name with its stage, parameters and paths;
-  :func:`~.registry.parse_defense` reads ``"name:key=value,..."`` specs.
+  :func:`~.registry.parse_defense` reads ``"name:key=value,..."`` specs and
+  :func:`~.registry.parse_defenses` combinations of them (``"dropout:p=0.5+augment"``).
 - :mod:`.dpsgd`: DP-SGD through Opacus (validate / fix the module, wrap, epsilon).
 - :mod:`.advreg`: adversarial regularization (Nasr et al. 2018), generic over logits.
 - :mod:`.serving`: output hardening of probability answers (top-k, rounding, label-only).

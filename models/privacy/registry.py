@@ -18,6 +18,13 @@ Examples
 ('dpsgd', {'noise_multiplier': 1.0, 'max_grad_norm': 2.0, 'delta': 1e-05})
 >>> get_defense("transcript_only").name
 'label_only'
+
+Defenses combine with ``+`` (:func:`parse_defenses`), e.g. ``"dropout:p=0.5+augment"``: at most
+one of each name, ``none`` alone, at most one serving defense, and ``advreg`` / ``dpsgd`` /
+``stacking`` (which each replace the training loop or the model) at most one of them.
+
+>>> parse_defenses("dropout:p=0.5+topk:k=1")
+[('dropout', {'p': 0.5}), ('topk', {'k': 1})]
 """
 
 from __future__ import annotations
@@ -115,6 +122,13 @@ DEFENSES: dict[str, DefenseSpec] = {
             doc="Nasr et al. adversarial regularization with trade-off weight lam",
         ),  # fmt: skip
         DefenseSpec(
+            "augment",
+            "train",
+            {"flip": True, "crop": 4},
+            paths=("cifar",),
+            doc="training-data augmentation: random mirror (flip), random crop padded by crop px",
+        ),
+        DefenseSpec(
             "dpsgd",
             "train",
             {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5},
@@ -156,6 +170,8 @@ def parse_defense(text: str) -> tuple[str, dict]:
     ValueError
         For a malformed item, an unknown parameter or a value of the wrong type.
     """
+    if "+" in str(text):
+        raise ValueError(f"{text!r} combines defenses with '+': one defense expected here")
     name, _, rest = str(text).strip().partition(":")
     spec = get_defense(name.strip())
     given = {}
@@ -165,6 +181,57 @@ def parse_defense(text: str) -> tuple[str, dict]:
             raise ValueError(f"defense parameter {item!r} in {text!r} is not key=value")
         given[key.strip()] = value.strip()
     return spec.name, spec.params(given)
+
+
+#: Defenses that each replace the training loop or the model: at most one per combination.
+EXCLUSIVE = ("advreg", "dpsgd", "stacking")
+
+
+def parse_defenses(text: str) -> list[tuple[str, dict]]:
+    """``"spec[+spec...]"`` -> ``[(name, params), ...]``, each part read by :func:`parse_defense`.
+
+    Raises
+    ------
+    ValueError
+        For a bad part (see :func:`parse_defense`), an empty part, a name given twice,
+        ``none`` combined with anything, two serving defenses, or two of :data:`EXCLUSIVE`.
+    """
+    parts = [p.strip() for p in str(text).split("+")]
+    if not all(parts):
+        raise ValueError(f"empty defense in {text!r}")
+    parsed = [parse_defense(p) for p in parts]
+    names = [n for n, _ in parsed]
+    if len(parsed) > 1:
+        problems = []
+        if len(set(names)) < len(names):
+            problems.append("a defense is given twice")
+        if "none" in names:
+            problems.append("'none' cannot be combined")
+        if sum(DEFENSES[n].stage == "serve" for n in names) > 1:
+            problems.append("at most one serving defense")
+        if sum(n in EXCLUSIVE for n in names) > 1:
+            problems.append(f"at most one of {', '.join(EXCLUSIVE)}")
+        if problems:
+            raise ValueError(f"cannot combine {text!r}: {'; '.join(problems)}")
+    return parsed
+
+
+def split_serving(text: str) -> tuple[str, dict | None]:
+    """A combination's training part and serving part: ``(train_spec, serving)``.
+
+    ``train_spec`` joins the training- and model-stage parts with ``+`` (``"none"`` when there
+    are none); ``serving`` is ``{"name": ..., **params}`` of the serving part, or None.
+
+    >>> split_serving("dropout:p=0.5+rounding:decimals=2")
+    ('dropout:p=0.5', {'name': 'rounding', 'decimals': 2})
+    """
+    train, serving = [], None
+    for part, (name, params) in zip(str(text).split("+"), parse_defenses(text), strict=True):
+        if DEFENSES[name].stage == "serve":
+            serving = {"name": name, **params}
+        elif name != "none":
+            train.append(part.strip())
+    return "+".join(train) or "none", serving
 
 
 def check_path(name: str, path: str) -> DefenseSpec:

@@ -30,6 +30,11 @@ Training-time defenses (:mod:`models.privacy`), each a config key:
   its part (same recipe), the meta-classifier trains ``meta_epochs`` epochs on the first-level
   softmax outputs of the last part.
 
+- ``augment``: ``None`` or ``flip`` (bool), ``crop`` (pixels): each training batch is drawn
+  through :func:`augment_batch` (random left-right mirror, random crop of the image padded with
+  ``crop`` zero pixels), a fresh draw every epoch (Kaya & Dumitras, ICML 2021, on augmentation
+  against membership inference). It combines with every other key.
+
 ``advreg``, ``dpsgd`` and ``stacking`` are mutually exclusive.
 
 Everything a worker needs is plain numpy + a dict, so shadow and reference models can be trained
@@ -69,6 +74,7 @@ DEFAULT_TRAIN: dict = {
     "num_threads": None,  # torch.set_num_threads; None = leave as is
     "advreg": None,  # adversarial regularization parameters (module docstring) or None
     "dpsgd": None,  # DP-SGD parameters (module docstring) or None
+    "augment": None,  # data augmentation parameters (module docstring) or None
 }
 CHECKPOINT_FORMAT = "iot-privacy-auditor/cifar-cnn"
 CHECKPOINT_VERSION = 1
@@ -86,7 +92,7 @@ def resolve_config(config: dict) -> dict:
         raise ValueError(
             f"epochs and batch_size must be >= 1, got {cfg['epochs']}, {cfg['batch_size']}"
         )
-    for name in ("advreg", "dpsgd"):
+    for name in ("advreg", "dpsgd", "augment"):
         if cfg[name] is not None:
             cfg[name] = get_defense(name).params(cfg[name])
     active = [k for k in ("advreg", "dpsgd", "stacking") if cfg[k] is not None]
@@ -96,6 +102,8 @@ def resolve_config(config: dict) -> dict:
         a = cfg["advreg"]
         if a["lam"] < 0 or a["k_steps"] < 1 or not 0.0 < a["ref_fraction"] < 1.0:
             raise ValueError(f"advreg needs lam >= 0, k_steps >= 1, 0 < ref_fraction < 1: {a}")
+    if cfg["augment"] is not None and cfg["augment"]["crop"] < 0:
+        raise ValueError(f"augment needs crop >= 0 pixels: {cfg['augment']}")
     if cfg["dpsgd"] is not None:
         d = cfg["dpsgd"]
         if d["noise_multiplier"] < 0 or d["max_grad_norm"] <= 0 or not 0 < d["delta"] < 1:
@@ -116,6 +124,28 @@ def images_to_tensor(x: np.ndarray) -> torch.Tensor:
     t = torch.from_numpy(np.ascontiguousarray(x))
     t = t.float() / 255.0 if x.dtype == np.uint8 else t.float()
     return t.permute(0, 3, 1, 2).contiguous()  # (n, 3, H, W)
+
+
+def augment_batch(xb: torch.Tensor, flip: bool, crop: int, gen: torch.Generator) -> torch.Tensor:
+    """A random mirror and crop of each image of ``xb (b, 3, H, W)``; same shape.
+
+    Each image is mirrored left-right with probability 1/2 (``flip``) and cut at a uniform
+    offset out of itself padded with ``crop`` zero pixels on every side (``crop`` 0: no crop).
+    """
+    b, _, h, w = xb.shape
+    if flip:
+        mirror = torch.rand(b, generator=gen) < 0.5  # (b,)
+        xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
+    if crop:
+        padded = nn.functional.pad(xb, (crop, crop, crop, crop))  # (b, 3, H + 2c, W + 2c)
+        dy = torch.randint(0, 2 * crop + 1, (b,), generator=gen)  # (b,) row offsets
+        dx = torch.randint(0, 2 * crop + 1, (b,), generator=gen)  # (b,) column offsets
+        rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # (b, 1, H, 1)
+        cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # (b, 1, 1, W)
+        idx = torch.arange(b)[:, None, None, None]
+        chan = torch.arange(xb.shape[1])[None, :, None, None]
+        xb = padded[idx, chan, rows, cols]  # (b, 3, H, W)
+    return xb
 
 
 def train_cnn(
@@ -245,6 +275,8 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
         opt, lambda step: 1.0 / (1.0 + cfg["lr_decay"] * step)
     )
     loss_fn = nn.CrossEntropyLoss()
+    aug = cfg["augment"]
+    aug_gen = torch.Generator().manual_seed(seed + 3) if aug is not None else None
     best = (float("inf"), None, 0)  # (val loss, state dict, epochs since improvement)
     bar = tqdm(range(1, int(cfg["epochs"]) + 1), desc="train cnn", disable=not progress, unit="ep")
     for epoch in bar:
@@ -258,6 +290,8 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
         adversarial = reg is not None and epoch > adv["warmup_epochs"]
         tot_loss, tot_ok, seen = 0.0, 0, 0
         for xb, yb in batches:
+            if aug is not None:
+                xb = augment_batch(xb, aug["flip"], int(aug["crop"]), aug_gen)
             logits = net(xb)  # (b, n_classes)
             loss = loss_fn(logits, yb)
             if adversarial:

@@ -2,25 +2,25 @@
 
     python recipes/cifar10_defenses/run.py [--quick] [--out DIR] [--key=value ...]
 
-Every setting of ``config.yaml``'s ``defenses`` (a :mod:`models.privacy.registry` spec) is
-a target CNN trained on ``train_size`` seeded members with that defense
-(:func:`auditor.cifar.target.train_target`), attacked by four attacks sharing ``n_shadows``
-shadow models trained with the same defended recipe (:func:`auditor.cifar.defenses.
-attack_suite`); serving defenses reuse the undefended target and shadows and only harden the
-answers. Table 2 adds L2-regularized targets at the larger training sizes. The run folder gets
-the resolved ``config.yaml``, ``targets/<setting>/`` (checkpoints, splits, histories),
-``metrics.json`` (``rows``: one per setting and attack, rewritten after every setting so a cut
-run keeps what finished), ``table.md`` and ``privacy_utility.png``.
+Every setting of ``config.yaml``'s ``defenses`` (a :mod:`models.privacy.registry` spec, or a
+``+`` combination of them) is a target CNN trained on ``train_size`` seeded members with that
+defense (:func:`auditor.cifar.target.train_target`), attacked by four attacks sharing
+``n_shadows`` shadow models trained with the same defended recipe (:func:`auditor.cifar.
+defenses.attack_suite`); serving defenses reuse the model they harden and only change the
+answers. Table 2 adds L2-regularized targets at the larger training sizes. Each trained recipe
+is one job of :func:`auditor.cifar.defense_grid.evaluate_recipe`, run in parallel through
+``executor`` / ``workers`` (:mod:`auditor.executor`). The run folder gets the resolved
+``config.yaml``, ``targets/<setting>/`` (checkpoints, splits, histories), ``metrics.json``
+(``rows``: one per setting and attack, rewritten after every finished job so a cut run keeps
+what finished), ``table.md`` and ``privacy_utility.png``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.metadata
 import logging
 import os
 import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from auditor.cifar.audit import evaluation_records, shadow_recipe
-from auditor.cifar.defenses import ATTACK_NAMES, AnswerCache, attack_suite, train_shadows
-from auditor.cifar.target import defense_settings, load_target, train_target
+from auditor.cifar.defense_grid import evaluate_recipe, recipe_key
+from auditor.cifar.defenses import ATTACK_NAMES
 from auditor.config import (
     apply_overrides,
     apply_section,
@@ -38,10 +37,11 @@ from auditor.config import (
     prepare_run_dir,
     save_metrics,
 )
+from auditor.executor import get_executor
 from auditor.plots import plot_privacy_utility
 from auditor.recipe_cli import recipe_command, repo_path
 from auditor.reports import fmt
-from models.privacy.registry import get_defense, parse_defense
+from models.privacy.registry import parse_defenses
 from models.vision.data import load_image_dataset
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,74 +54,45 @@ def resolve_config(overrides: list[str], *, quick: bool) -> dict:
     config = apply_section(load_config(CONFIG), "quick", use=quick)
     config = apply_overrides(config, overrides, source=str(CONFIG))
     for spec in [*config["defenses"], config["table2"]["defense"]]:
-        parse_defense(spec)  # unknown names / parameters fail before any training
-    if parse_defense(config["defenses"][0])[0] != "none":
+        recipe_key(spec, config["cnn"])  # unknown names / parameters fail before any training
+    if config["defenses"][0] != "none":
         raise ValueError("the first setting of `defenses` must be none (the undefended baseline)")
     return config
 
 
-def slug(spec: str, size: int) -> str:
-    """A folder name for one setting, e.g. ``n2500_dpsgd_noise_multiplier-1.0``."""
-    return f"n{size}_" + re.sub(r"[^A-Za-z0-9.]+", "_", spec.replace("=", "-")).strip("_")
+def grid_jobs(config: dict, run_dir: Path) -> list[dict]:
+    """:func:`~auditor.cifar.defense_grid.evaluate_recipe` jobs: one per trained model.
+
+    The grid's settings at ``train_size`` are grouped by training recipe (serving defenses
+    join the model they harden), then Table 2's defense at each larger size; the jobs are
+    ordered by an estimated cost (images x cost factor of the defense), largest first, so
+    that parallel workers finish together.
+    """
+    size = int(config["train_size"])
+    groups: dict = {}
+    for spec in config["defenses"]:
+        groups.setdefault((size, recipe_key(spec, config["cnn"])), []).append(spec)
+    for n in map(int, config["table2"]["train_sizes"]):
+        if n != size or config["table2"]["defense"] not in config["defenses"]:
+            groups.setdefault((n, recipe_key(config["table2"]["defense"], config["cnn"])),
+                              []).append(config["table2"]["defense"])  # fmt: skip
+    a, e = config["attack"], config["eval"]
+    jobs = [
+        {"data": str(repo_path(config["data"], REPO)), "run_dir": str(run_dir),
+         "settings": specs, "train_size": n, "seed": int(config["seed"]),
+         "cnn_config": dict(config["cnn"]), "n_shadows": int(a["n_shadows"]),
+         "n_eval": int(e["n_eval"]), "threshold_percentile": float(a["threshold_percentile"]),
+         "shokri_max_iter": int(a["shokri_max_iter"]), "n_bootstrap": int(e["n_bootstrap"]),
+         "cache_dir": config["cache_dir"], "num_threads": int(config["cnn"]["num_threads"] or 1)}
+        for (n, _), specs in groups.items()
+    ]  # fmt: skip
+    return sorted(jobs, key=lambda j: -j["train_size"] * cost_factor(j["settings"][0], config))
 
 
-def train_recipe_key(spec: str, config: dict) -> str:
-    """Settings with the same key share one trained target and its shadows (serving defenses)."""
-    cfg, _ = defense_settings(spec, config["cnn"])
-    return repr(sorted(cfg.items()))
-
-
-def run_setting(config: dict, spec: str, size: int, run_dir: Path, cache: dict) -> list[dict]:
-    """Train (or reuse) the target and shadows of ``spec`` at ``size``, attack; rows per attack."""
-    seed = int(config["seed"])
-    name, params = parse_defense(spec)
-    stage = get_defense(name).stage
-    key = (size, train_recipe_key(spec, config))
-    n_eval = min(int(config["eval"]["n_eval"]), size)
-    if key not in cache:
-        summary = train_target(
-            repo_path(config["data"], REPO), run_dir / "targets" / slug(spec if stage != "serve" else "none",
-                                                          size),
-            train_size=size, seed=seed, cnn_config=dict(config["cnn"]), n_shadow_pool=2 * size,
-            cache_dir=config["cache_dir"], progress=False,
-            defense=spec if stage != "serve" else None,
-        )  # fmt: skip
-        target = load_target(summary["out"], data=repo_path(config["data"], REPO),
-                             cache_dir=config["cache_dir"], progress=False)  # fmt: skip
-        x_eval, y_eval, membership = evaluation_records(target, n_eval, seed)
-        shadows = train_shadows(target, shadow_recipe(target), int(config["attack"]["n_shadows"]),
-                                seed=seed, x_eval=x_eval)  # fmt: skip
-        cache[key] = (summary, target, shadows, (x_eval, y_eval, membership), AnswerCache(target))
-    summary, target, shadows, (x_eval, y_eval, membership), answers = cache[key]
-    serving = {"name": name, **params} if stage == "serve" else None
-    target = dataclasses.replace(target, serving=serving)
-    answers.target = target  # the shared model's answers, hardened by this setting
-    results = attack_suite(
-        target, shadows, seed=seed, x_eval=x_eval, y_eval=y_eval, membership=membership,
-        threshold_percentile=float(config["attack"]["threshold_percentile"]),
-        shokri_max_iter=int(config["attack"]["shokri_max_iter"]),
-        n_bootstrap=int(config["eval"]["n_bootstrap"]), cache=answers,
-    )  # fmt: skip
-    x_non, y_non = target.records("target_nonmembers")
-    x_mem, y_mem = target.records("target_members")
-    served_test_acc = float((answers.predict_proba(x_non).argmax(1) == y_non).mean())
-    served_train_acc = float((answers.predict_proba(x_mem).argmax(1) == y_mem).mean())
-    common = {
-        "setting": spec, "defense": name, "params": params, "stage": stage, "train_size": size,
-        "strongest": results["strongest"],
-        "target": {
-            "train_acc": served_train_acc, "test_acc": served_test_acc,
-            "train_test_gap": served_train_acc - served_test_acc,
-            "train_seconds": summary["seconds"] if stage != "serve" else 0.0,
-            "epsilon": summary.get("epsilon"), "delta": summary.get("delta"),
-        },
-        "shadow_seconds": shadows.seconds if stage != "serve" else 0.0,
-    }  # fmt: skip
-    rows = []
-    for attack in ATTACK_NAMES:
-        m = {k: v for k, v in results[attack].items() if k != "roc"}
-        rows.append({**common, "attack": attack, **m})
-    return rows
+def cost_factor(spec: str, config: dict) -> float:
+    """Training cost of a setting relative to undefended training (config ``cost_factors``)."""
+    names = [name for name, _ in parse_defenses(spec)]
+    return max([float(config["cost_factors"].get(n, 1.0)) for n in names])
 
 
 def settings_summary(rows: list[dict], size: int) -> list[dict]:
@@ -144,6 +115,8 @@ def settings_summary(rows: list[dict], size: int) -> list[dict]:
 
 def target_met(summary: list[dict], config: dict) -> list[dict]:
     """Settings whose strongest AUC and test-accuracy cost meet ``config["target"]``."""
+    if not summary or summary[0]["setting"] != "none":  # the baseline has not finished yet
+        return []
     base = summary[0]["target"]["test_acc"]
     goal = config["target"]
     return [
@@ -190,7 +163,10 @@ def format_tables(doc: dict, config: dict) -> str:
     ]
     for factor in config["l2_sweep"]:
         for s in summary:
-            name, params = parse_defense(s["setting"])
+            parts = parse_defenses(s["setting"])
+            if len(parts) != 1:
+                continue
+            name, params = parts[0]
             wd = (
                 params.get("weight_decay", 0.0) if name == "l2" else 0.0 if name == "none" else None
             )
@@ -204,7 +180,7 @@ def format_tables(doc: dict, config: dict) -> str:
                 f"| {fmt(r['accuracy'])} ({fmt(p.get('attack_acc'))}) "
                 f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) |"
             )
-    base = summary[0] if summary else None
+    base = summary[0] if summary and summary[0]["setting"] == "none" else None
     lines += [
         "",
         f"Every defense (training size {size}; AUC per attack; strongest = highest AUC; TPR at "
@@ -218,12 +194,13 @@ def format_tables(doc: dict, config: dict) -> str:
     for s in summary:
         t = s["target"]
         eps = f"{t['epsilon']:.2f} ({t['delta']:g})" if t.get("epsilon") is not None else "-"
-        ratio = t["train_seconds"] / base["target"]["train_seconds"] if t["train_seconds"] else 1.0
+        ratio = (f"{t['train_seconds'] / base['target']['train_seconds']:.2f}" if base
+                 else "-") if t["train_seconds"] else "1.00"  # fmt: skip
         aucs = " | ".join(fmt(s["attacks"][a]["auc"]) for a in ATTACK_NAMES)
         lines.append(
             f"| {s['setting']} | {fmt(t['test_acc'])} | {fmt(t['train_acc'])} | {eps} | {aucs} "
             f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) | {fmt(s['tpr1_max'])} "
-            f"| {fmt(s['tpr01_max'])} | {ratio:.2f} |"
+            f"| {fmt(s['tpr01_max'])} | {ratio} |"
         )
     met = doc.get("target_met", [])
     goal = config["target"]
@@ -253,22 +230,31 @@ def run(config: dict, out: Path) -> dict:
         "rows": [],
     }  # fmt: skip
     size = int(config["train_size"])
-    jobs = [(spec, size) for spec in config["defenses"]]
-    jobs += [(config["table2"]["defense"], int(n)) for n in config["table2"]["train_sizes"]
-             if int(n) != size or config["table2"]["defense"] not in config["defenses"]]  # fmt: skip
-    cache: dict = {}
-    for spec, n in jobs:
-        log.info("setting %s at %d (%.0f s so far)", spec, n, time.perf_counter() - t0)
-        doc["rows"] += run_setting(config, spec, n, run_dir, cache)
-        if n != size:
-            cache.clear()  # large targets are not reused
+    jobs = grid_jobs(config, run_dir)
+    executor = get_executor(config["executor"], max_workers=config["workers"],
+                            threads_per_worker=int(config["cnn"]["num_threads"] or 1))  # fmt: skip
+    log.info("%d trained recipes on %s workers (%s)", len(jobs), config["workers"] or "all",
+             config["executor"])  # fmt: skip
+
+    order = {spec: i for i, spec in enumerate(config["defenses"])}  # rows in the config's order
+
+    def save() -> list[dict]:
+        doc["rows"].sort(key=lambda r: (r["train_size"], order.get(r["setting"], len(order))))
         doc["seconds"] = time.perf_counter() - t0
         summary = settings_summary(doc["rows"], size)
-        doc["target_met"] = target_met(summary, config) if summary else []
-        save_metrics(run_dir, doc)  # after every setting: a cut run keeps what finished
-        table = format_tables(doc, config)
-        (run_dir / "table.md").write_text(table + "\n")
-    summary = settings_summary(doc["rows"], size)
+        doc["target_met"] = target_met(summary, config)
+        save_metrics(run_dir, doc)
+        (run_dir / "table.md").write_text(format_tables(doc, config) + "\n")
+        return summary
+
+    def finished(index: int, rows: list[dict]) -> None:  # a cut run keeps what finished
+        log.info("done: %s at %d (%.0f s so far)", " | ".join(jobs[index]["settings"]),
+                 jobs[index]["train_size"], time.perf_counter() - t0)  # fmt: skip
+        doc["rows"] += rows
+        save()
+
+    executor.map(evaluate_recipe, jobs, desc="defended recipes", on_result=finished)
+    summary = save()
     points = [{"name": s["setting"], "utility": s["target"]["test_acc"],
                "series": {"strongest attack": {"auc": s["best"]["auc"], "tpr": s["tpr1_max"]}}}
               for s in summary]  # fmt: skip
@@ -277,7 +263,7 @@ def run(config: dict, out: Path) -> dict:
         attacks=[("auc", "strongest attack AUC"), ("tpr", "TPR at 1% FPR (best attack)")],
         baseline=config["defenses"][0], title=f"CIFAR-10 defenses, training size {size}",
     )  # fmt: skip
-    print(table)
+    print(format_tables(doc, config))
     print(f"\nrun folder: {run_dir}  ({doc['seconds']:.0f} s)")
     return doc
 

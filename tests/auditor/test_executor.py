@@ -29,6 +29,15 @@ def test_local_processes_keep_order_and_limit_threads():
     assert executor.map(torch.get_num_threads, [{}] * 2) == [1, 1]
 
 
+@pytest.mark.parametrize("kind", ["serial", "local"])
+def test_on_result_sees_every_job_as_it_finishes(kind):
+    seen = {}
+    results = get_executor(kind, max_workers=2).map(
+        round, JOBS, on_result=lambda index, result: seen.__setitem__(index, result)
+    )
+    assert results == EXPECTED and seen == dict(enumerate(EXPECTED))
+
+
 def test_local_failure_names_the_job():
     executor = get_executor("local", max_workers=2)
     with pytest.raises(JobError, match=r"job 2 \(round\(number='bad'.*TypeError"):

@@ -42,8 +42,14 @@ def test_defense_settings_map_specs_to_configs():
     assert defense_settings("topk:k=2") == ({}, {"name": "topk", "k": 2})
     assert defense_settings("transcript_only")[1] == {"name": "label_only"}
     assert defense_settings(None) == ({}, None)
+    assert defense_settings("augment:crop=2")[0] == {"augment": {"flip": True, "crop": 2}}
+    cfg, serving = defense_settings("dropout:p=0.5+l2:weight_decay=0.01+topk:k=1", {"epochs": 2})
+    assert cfg == {"epochs": 2, "dropout": 0.5, "weight_decay": 0.01}
+    assert serving == {"name": "topk", "k": 1}
     with pytest.raises(UnknownDefenseError):
         defense_settings("mixup")
+    with pytest.raises(ValueError, match="at most one of"):
+        defense_settings("stacking+dpsgd")
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,14 @@ from models.privacy.registry import (
     check_path,
     get_defense,
     parse_defense,
+    parse_defenses,
+    split_serving,
 )
 
 
 def test_every_defense_has_a_stage_and_paths():
     required = {"none", "l2", "dropout", "topk", "rounding", "label_only", "stacking", "advreg",
-                "dpsgd"}  # fmt: skip
+                "dpsgd", "augment"}  # fmt: skip
     assert required <= set(DEFENSES)
     for spec in DEFENSES.values():
         assert spec.stage in STAGES and spec.paths and spec.doc
@@ -65,3 +67,35 @@ def test_check_path():
     assert check_path("stacking", "cifar").name == "stacking"
     with pytest.raises(ValueError, match="voice"):
         check_path("stacking", "voice")
+
+
+def test_combinations_parse_part_by_part():
+    assert parse_defenses("dropout:p=0.5+augment:crop=2") == [
+        ("dropout", {"p": 0.5}), ("augment", {"flip": True, "crop": 2})]  # fmt: skip
+    assert parse_defenses("l2") == [("l2", {"weight_decay": 0.001})]
+    with pytest.raises(ValueError, match="one defense expected"):
+        parse_defense("l2+dropout")  # a single-defense reader refuses combinations
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("l2+l2:weight_decay=0.1", "given twice"),
+        ("none+dropout", "'none' cannot be combined"),
+        ("topk:k=1+rounding", "at most one serving defense"),
+        ("advreg+dpsgd", "at most one of advreg, dpsgd, stacking"),
+        ("dropout+", "empty defense"),
+        ("dropout+mixup", "unknown defense 'mixup'"),
+    ],
+)
+def test_bad_combinations_are_refused(text, message):
+    with pytest.raises(ValueError, match=message):
+        parse_defenses(text)
+
+
+def test_split_serving_separates_the_trained_part_from_the_served_part():
+    assert split_serving("dropout:p=0.5+l2+rounding:decimals=2") == (
+        "dropout:p=0.5+l2", {"name": "rounding", "decimals": 2})  # fmt: skip
+    assert split_serving("label_only") == ("none", {"name": "label_only"})
+    assert split_serving("none") == ("none", None)
+    assert split_serving("augment") == ("augment", None)

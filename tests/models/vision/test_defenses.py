@@ -9,7 +9,14 @@ import pytest
 import torch
 
 from models.vision.cnn import StackedCNN
-from models.vision.train import load_cnn, predict_proba, read_cnn_json, save_cnn, train_cnn
+from models.vision.train import (
+    augment_batch,
+    load_cnn,
+    predict_proba,
+    read_cnn_json,
+    save_cnn,
+    train_cnn,
+)
 
 torch.set_num_threads(1)
 SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 2, "batch_size": 16}
@@ -88,9 +95,40 @@ def test_stacking_is_one_model_with_disjoint_parts_and_round_trips(data, tmp_pat
         ({"advreg": {"lam": -1.0}}, "lam"),
         ({"dpsgd": {"max_grad_norm": 0.0}}, "max_grad_norm"),
         ({"stacking": {"n_first": 0}}, "n_first"),
+        ({"augment": {"crop": -1}}, "crop >= 0"),
+        ({"augment": {"rotate": 10}}, "no parameter"),
     ],
 )
 def test_bad_defense_configs_are_refused(data, change, message):
     x, y = data
     with pytest.raises(ValueError, match=message):
         train_cnn(x, y, {**SMALL, **change}, seed=0, progress=False)
+
+
+def test_augment_batch_mirrors_and_shifts_each_image_within_the_padding():
+    xb = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5) + 1  # no zeros
+    gen = torch.Generator().manual_seed(0)
+    flipped = [augment_batch(xb, True, 0, gen) for _ in range(20)]
+    for out in flipped:  # each image is itself or its mirror, never anything else
+        for i in range(2):
+            assert torch.equal(out[i], xb[i]) or torch.equal(out[i], xb[i].flip(2))
+    assert any(not torch.equal(out, xb) for out in flipped)
+    cropped = augment_batch(xb, False, 2, torch.Generator().manual_seed(1))
+    assert cropped.shape == xb.shape
+    for i in range(2):  # a shifted window of the zero-padded image: find the offset
+        padded = torch.nn.functional.pad(xb[i], (2, 2, 2, 2))
+        assert any(torch.equal(cropped[i], padded[:, dy : dy + 4, dx : dx + 5])
+                   for dy in range(5) for dx in range(5))  # fmt: skip
+    again = augment_batch(xb, True, 2, torch.Generator().manual_seed(1))
+    assert torch.equal(again, augment_batch(xb, True, 2, torch.Generator().manual_seed(1)))
+
+
+def test_augment_changes_training_and_is_seeded(data):
+    x, y = data
+    plain, _ = train_cnn(x, y, SMALL, seed=0, progress=False)
+    cfg = {**SMALL, "augment": {"flip": True, "crop": 4}}
+    model, hist = train_cnn(x, y, cfg, seed=0, progress=False)
+    assert hist["config"]["augment"] == {"flip": True, "crop": 4}
+    assert not torch.allclose(_weights(plain), _weights(model))
+    again, _ = train_cnn(x, y, cfg, seed=0, progress=False)
+    torch.testing.assert_close(_weights(model), _weights(again))
