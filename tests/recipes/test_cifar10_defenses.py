@@ -30,7 +30,8 @@ def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifa
     settings = list(dict.fromkeys(r["setting"] for r in rows if r["train_size"] == 150))
     assert settings == config["defenses"]
     assert {r["defense"] for r in rows} == {"none", "l2", "dropout", "topk", "rounding",
-                                            "label_only", "stacking", "advreg", "dpsgd"}  # fmt: skip
+                                            "label_only", "stacking", "advreg", "dpsgd",
+                                            "augment", "augment+label_only"}  # fmt: skip
     assert sorted({r["train_size"] for r in rows}) == [150, 200]  # Table 2's larger size
     for r in rows:
         assert r["attack"] in ATTACKS and r["strongest"] in ATTACKS
@@ -48,6 +49,12 @@ def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifa
     assert (out / "privacy_utility.png").stat().st_size > 0
     assert "| label_only |" in (out / "table.md").read_text()
     assert not (out / "targets" / "n150_topk_k-1").exists()  # serving settings train nothing
+    assert (out / "targets" / "n150_augment").is_dir()
+    assert not (out / "targets" / "n150_augment_label_only").exists()  # hardens augment's model
+    combo = [r for r in rows if r["setting"] == "augment+label_only"]
+    augment = [r for r in rows if r["setting"] == "augment"]
+    assert combo[0]["stage"] == "train+serve"
+    assert combo[0]["target"]["train_seconds"] == augment[0]["target"]["train_seconds"] > 0
 
 
 def _recipe_module():
