@@ -104,9 +104,9 @@ def train(
         chosen = voice_defense(defense)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--defense") from e
-    if chosen.stage != "train":
+    if "serve" in chosen.stage.split("+"):
         raise click.BadParameter(
-            f"{chosen.name} is a serving defense: train without it and serve with "
+            f"{chosen.name} has a serving defense: train without it and serve with "
             f"`device-sim serve --output {chosen.output}`",
             param_hint="--defense",
         )

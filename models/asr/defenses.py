@@ -18,7 +18,11 @@ rounding   ``--output rounded:D``                   ``decimals``
 label_only ``--output transcript-only``             (alias ``transcript_only``)
 ========== ======================================== ==================================
 
-``stacking`` is refused (CIFAR-10 only); so is advreg's ``ref_fraction`` other than its
+Defenses combine with ``+`` (:func:`models.privacy.registry.parse_defenses`): the training
+parts' overrides are merged and the serving part sets the output policy, e.g.
+``"dpsgd:noise_multiplier=0.5+transcript_only"``.
+
+``stacking`` and ``augment`` are refused (CIFAR-10 only); so is advreg's ``ref_fraction`` other than its
 default: the voice path's reference frames are the dev utterances or other speakers
 (``training.advreg.reference``), not a fraction of the training set.
 
@@ -29,6 +33,11 @@ Examples
 ({'training': {'weight_decay': 0.01}}, 'full')
 >>> voice_defense("transcript_only").output
 'transcript-only'
+>>> d = voice_defense("dropout:p=0.2+l2:weight_decay=0.01+topk:k=3")
+>>> d.name, d.stage, d.output
+('dropout+l2+topk', 'train+serve', 'topk:3')
+>>> d.config
+{'network': {'dropout': 0.2}, 'training': {'weight_decay': 0.01}}
 """
 
 from __future__ import annotations
@@ -38,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.manifest import Utterance, read_manifest
-from models.privacy.registry import check_path, get_defense, parse_defense
+from models.privacy.registry import check_path, get_defense, parse_defenses
 
 
 @dataclass(frozen=True)
@@ -47,11 +56,11 @@ class VoiceDefense:
 
     Attributes
     ----------
-    name : registry name (aliases resolved).
-    params : its parameters (defaults filled in).
-    stage : ``train`` or ``serve``.
+    name : registry name (aliases resolved); a combination's names joined by ``+``.
+    params : its parameters (defaults filled in); ``{name: params}`` for a combination.
+    stage : ``train`` or ``serve``; a combination's distinct stages joined by ``+``.
     config : recognizer config overrides (``{}`` for serving defenses and ``none``).
-    output : the device's output policy (``full`` for training defenses).
+    output : the device's output policy (``full`` without a serving defense).
     """
 
     name: str
@@ -62,16 +71,42 @@ class VoiceDefense:
 
 
 def voice_defense(spec: str) -> VoiceDefense:
-    """Parse ``"name[:key=value,...]"`` into a :class:`VoiceDefense`.
+    """Parse ``"name[:key=value,...]"`` (or a ``+`` combination) into a :class:`VoiceDefense`.
 
     Raises
     ------
     models.privacy.registry.UnknownDefenseError
         For an unknown name (a ``ValueError`` listing the known ones).
     ValueError
-        For a bad parameter, or a defense the voice path does not implement.
+        For a bad parameter or combination, or a defense the voice path does not implement.
     """
-    name, params = parse_defense(spec)
+    parts = [_single(name, params) for name, params in parse_defenses(spec)]
+    if len(parts) == 1:
+        return parts[0]
+    config: dict = {}
+    for part in parts:
+        config = overlay(config, part.config)
+    return VoiceDefense(
+        "+".join(p.name for p in parts),
+        {p.name: p.params for p in parts},
+        "+".join(dict.fromkeys(p.stage for p in parts)),
+        config,
+        next((p.output for p in parts if p.stage == "serve"), "full"),
+    )
+
+
+def overlay(base: dict, extra: dict) -> dict:
+    """``base`` with ``extra``'s keys set, nested sections merged (new keys allowed: recognizer
+    configs here are overrides, checked when training resolves them)."""
+    out = dict(base)
+    for key, value in extra.items():
+        is_section = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = overlay(out[key], value) if is_section else value
+    return out
+
+
+def _single(name: str, params: dict) -> VoiceDefense:
+    """One registered defense as a :class:`VoiceDefense`."""
     check_path(name, "voice")
     stage = get_defense(name).stage
     if name == "none":

@@ -68,22 +68,13 @@ def _unseen_speaker_per(target_dir: Path, manifest: Path, speakers: list[str]) -
     )
 
 
-def _overlay(base: dict, extra: dict) -> dict:
-    """``base`` with ``extra``'s keys set (nested; new keys allowed: the recognizer config is a
-    set of overrides, checked when training resolves it)."""
-    out = dict(base)
-    for key, value in extra.items():
-        is_section = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _overlay(out[key], value) if is_section else value
-    return out
-
-
 def _setting_config(config: dict, defense, reference_speakers: list[str]) -> dict:
     """The audit config of one setting: the recipe plus the defense (and advreg's reference)."""
     from models.asr.config import resolve_config
+    from models.asr.defenses import overlay
 
-    rec = _overlay(config["recognizer"], defense.config)
-    if defense.name == "advreg":
+    rec = overlay(config["recognizer"], defense.config)
+    if "advreg" in defense.config.get("training", {}):
         ref = {"reference": config["advreg_reference"]}
         if config["advreg_reference"] == "speakers":
             if not reference_speakers:
@@ -92,7 +83,7 @@ def _setting_config(config: dict, defense, reference_speakers: list[str]) -> dic
                     "in a split: add corpus speakers"
                 )
             ref["reference_speakers"] = reference_speakers
-        rec = _overlay(rec, {"training": {"advreg": ref}})
+        rec = overlay(rec, {"training": {"advreg": ref}})
     resolve_config(rec)  # refuses unknown keys now, not in a training job
     device = dict(config["device"], output=defense.output)
     return {k: v for k, v in config.items() if k not in ("defenses", "advreg_reference")} | {

@@ -31,8 +31,9 @@ def _train(manifest, config, out, defense):
     [
         ("shuffle", "unknown defense 'shuffle'"),
         ("stacking", "not available on the voice path"),
-        ("topk:k=2", "serving defense: train without it and serve with `device-sim serve --output topk:2`"),
+        ("topk:k=2", "has a serving defense: train without it and serve with `device-sim serve --output topk:2`"),
         ("dpsgd:sigma=1", "no parameter"),
+        ("l2+label_only", "l2+label_only has a serving defense: train without it and serve with `device-sim serve --output transcript-only`"),
     ],
 )  # fmt: skip
 def test_bad_defense_is_refused_before_training(

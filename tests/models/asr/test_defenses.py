@@ -50,11 +50,22 @@ def test_named_defenses_map_to_recognizer_settings():
     assert voice_defense("label_only").output == voice_defense("transcript_only").output
 
 
+def test_combinations_merge_training_overrides_and_take_the_serving_output():
+    d = voice_defense("dpsgd:noise_multiplier=0.5+dropout:p=0.2+transcript_only")
+    assert d.name == "dpsgd+dropout+label_only" and d.stage == "train+serve"
+    assert d.config["training"]["dpsgd"]["noise_multiplier"] == 0.5
+    assert d.config["network"] == {"dropout": 0.2} and d.output == "transcript-only"
+    assert d.params["dropout"] == {"p": 0.2}
+    assert voice_defense("l2+dropout").output == "full"
+
+
 @pytest.mark.parametrize(
     ("spec", "error", "match"),
     [
         ("gradient_masking", UnknownDefenseError, "unknown defense 'gradient_masking'"),
         ("stacking", ValueError, "not available on the voice path"),
+        ("augment+l2", ValueError, "'augment' is not available on the voice path"),
+        ("topk+rounding", ValueError, "at most one serving defense"),
         ("l2:lam=1", ValueError, "no parameter"),
         ("advreg:ref_fraction=0.5", ValueError, "does not apply to the voice path"),
         ("dropout:p=1.5", ValueError, r"\[0, 1\)"),
