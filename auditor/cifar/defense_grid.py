@@ -70,7 +70,7 @@ def evaluate_recipe(
         The target's members, seed and undefended recipe (:func:`auditor.cifar.target.
         train_target`); the attacker's pool holds ``2 * train_size`` records.
     n_shadows : int
-        Shadow models, trained with the same defended recipe, shared by the four attacks.
+        Shadow models, trained with the same defended recipe, shared by the six attacks.
     n_eval : int
         Members (and as many non-members) scored; at most ``train_size``.
     threshold_percentile, shokri_max_iter, n_bootstrap

@@ -4,7 +4,7 @@ The attacker knows the training recipe, defense included (Shokri et al.'s assump
 over to defenses): shadow models are trained with the target's defended config, and their
 answers are hardened with the target's serving defense. One set of ``n_shadows`` shadow models
 (each trained on a random half of the attacker's pool, :func:`~auditor.cifar.attacks.shadow.
-in_out_splits`, exactly as :class:`~auditor.cifar.attacks.ShokriAttack` draws them) serves four
+in_out_splits`, exactly as :class:`~auditor.cifar.attacks.ShokriAttack` draws them) serves six
 attacks:
 
 - ``shokri``: Shokri et al.'s per-class attack models (:class:`ShokriAttack`, fed the shadows'
@@ -16,7 +16,13 @@ attacks:
   percentile of the answers on the attacker's own records);
 - ``lira``: offline LiRA (Carlini et al. 2022) with the shadows as OUT reference models (the
   candidates are in none of them) and one global variance: score ``-log P[Z >= phi]`` under
-  ``N(mean_out(candidate), s_out)``.
+  ``N(mean_out(candidate), s_out)``;
+- ``loss_mirror`` and ``lira_mirror``: the same two attacks querying each record twice, as is
+  and mirrored left-right (:func:`~auditor.cifar.attacks.lira.views`), the views the
+  ``augment`` defense trains on: the loss attack thresholds the mean scaled confidence of the
+  two views, LiRA sums the two views' scores (a Gaussian and a global variance per view). Under
+  ``label_only`` they count the correct views: Choquette-Choo et al.'s (ICML 2021)
+  data-augmentation label-only attack.
 
 The *strongest* attack of a setting is the one with the highest AUC. Hardened answers hold
 zeros; their logs are floored (:data:`~auditor.cifar.attacks.signals.PROBA_FLOOR`), so under
@@ -36,6 +42,7 @@ import numpy as np
 from scipy.stats import norm
 
 from auditor.cifar.attacks import CnnRecipe, ShokriAttack, ThresholdAttack
+from auditor.cifar.attacks.lira import views
 from auditor.cifar.attacks.mlleaks import default_attack_model
 from auditor.cifar.attacks.shadow import in_out_splits, train_and_query
 from auditor.cifar.attacks.signals import log_proba, scaled_confidence
@@ -46,7 +53,7 @@ from auditor.metrics import membership_metrics
 
 log = logging.getLogger(__name__)
 
-ATTACK_NAMES = ("shokri", "loss", "threshold", "lira")
+ATTACK_NAMES = ("shokri", "loss", "threshold", "lira", "loss_mirror", "lira_mirror")
 #: Smallest standard deviation of LiRA's Gaussian (all references agreeing).
 MIN_STD = 1e-6
 
@@ -60,7 +67,8 @@ class Shadows:
     splits : list of (np.ndarray, np.ndarray)
         Per shadow, its ``in`` and ``out`` indices into the attacker's pool.
     answers : list of dict
-        Per shadow, ``{"in", "out", "eval"}`` -> float64 log-probabilities ``(n, C)``.
+        Per shadow, ``{"in", "out", "eval"}`` and their mirrored views ``{"in_mirror", ...}``
+        -> float64 log-probabilities ``(n, C)``.
     seeds : list of int
         Training seed of each shadow (``seed + 1 + s``, as ShokriAttack uses).
     fingerprints : list of str
@@ -94,11 +102,12 @@ def train_shadows(
     x_pool, y_pool = target.records("shadow_pool")
     raw = dc_replace(recipe, serving=None)
     splits = in_out_splits(len(x_pool), len(x_pool) // 2, n_shadows, seed)
-    jobs = [
-        {"recipe": raw, "x_train": x_pool[i], "y_train": y_pool[i],
-         "queries": {"in": x_pool[i], "out": x_pool[o], "eval": x_eval}, "seed": seed + 1 + s}
-        for s, (i, o) in enumerate(splits)
-    ]  # fmt: skip
+    jobs = []
+    for s, (i, o) in enumerate(splits):
+        queries = {"in": x_pool[i], "out": x_pool[o], "eval": x_eval}
+        queries |= {f"{k}_mirror": mirror(v) for k, v in queries.items()}
+        jobs.append({"recipe": raw, "x_train": x_pool[i], "y_train": y_pool[i],
+                     "queries": queries, "seed": seed + 1 + s})  # fmt: skip
     t0 = time.perf_counter()
     answers = as_executor(executor).map(train_and_query, jobs, desc="shadows")
     return Shadows(
@@ -134,6 +143,11 @@ class ReplayExecutor:
         return out
 
 
+def mirror(x: np.ndarray) -> np.ndarray:
+    """Images ``(n, H, W, C)`` mirrored left-right (the second of :func:`views`)."""
+    return views(x, augment=True)[1]
+
+
 def harden_log(log_p: np.ndarray, serving: dict | None) -> np.ndarray:
     """Log-probabilities ``(n, C)`` hardened by ``serving`` (floored logs of zeros)."""
     return log_p if not serving else log_proba(serve(np.exp(log_p), serving))
@@ -166,7 +180,7 @@ def attack_suite(
     membership: np.ndarray, threshold_percentile: float = 90.0, shokri_max_iter: int = 200,
     n_bootstrap: int = 200, cache: AnswerCache | None = None,
 ) -> dict:  # fmt: skip
-    """Run the four attacks (module docstring) on the target's answers; metrics per attack.
+    """Run the attacks of :data:`ATTACK_NAMES` (module docstring) on the target's answers.
 
     ``shokri_max_iter`` caps the epochs of Shokri's per-class MLP attack models (ML-Leaks'
     MLP, :func:`~auditor.cifar.attacks.mlleaks.default_attack_model`; 500 by default there,
@@ -203,27 +217,38 @@ def attack_suite(
     score("shokri", s, (s >= 0.5).astype(int), t0)
 
     t0 = time.perf_counter()
-    target_log_p = log_proba(black_box(x_eval))  # (n_eval, C), hardened
-    phi = scaled_confidence(target_log_p, y_eval)  # (n_eval,)
-    shadow_phi, shadow_member = [], []
-    for (i, o), a in zip(shadows.splits, shadows.answers, strict=True):
-        shadow_phi += [scaled_confidence(harden_log(a["in"], serving), y_pool[i]),
-                       scaled_confidence(harden_log(a["out"], serving), y_pool[o])]  # fmt: skip
-        shadow_member += [np.ones(len(i), int), np.zeros(len(o), int)]
-    cut = best_threshold(np.concatenate(shadow_phi), np.concatenate(shadow_member))
-    score("loss", phi, (phi >= cut).astype(int), t0)
-
-    t0 = time.perf_counter()
     thr = ThresholdAttack(black_box, percentile=threshold_percentile).fit(x_pool)
     score("threshold", thr.score_samples(x_eval), thr.predict(x_eval), t0)
 
-    t0 = time.perf_counter()
-    ref = np.stack([scaled_confidence(harden_log(a["eval"], serving), y_eval)
-                    for a in shadows.answers], axis=1)  # (n_eval, K) OUT confidences  # fmt: skip
-    mean = ref.mean(axis=1)  # (n_eval,)
-    std = max(float(np.sqrt(((ref - mean[:, None]) ** 2).mean())), MIN_STD)  # global
-    lira = -norm.logsf(phi, mean, std)  # (n_eval,)
-    score("lira", lira, (-np.expm1(-lira) >= 0.5).astype(int), t0)
+    def target_phi(view: str) -> np.ndarray:  # (n_eval,) scaled confidence of the target's answers
+        x = mirror(x_eval) if view else x_eval
+        return scaled_confidence(log_proba(black_box(x)), y_eval)
+
+    def shadow_phi(answers: dict, part: str, labels: np.ndarray) -> np.ndarray:  # (n,)
+        return scaled_confidence(harden_log(answers[part], serving), labels)
+
+    for suffix, view_names in (("", [""]), ("_mirror", ["", "_mirror"])):  # as is; + mirrored
+        t0 = time.perf_counter()
+        phi = np.mean([target_phi(v) for v in view_names], axis=0)  # (n_eval,) mean over views
+        calib, calib_member = [], []
+        for (i, o), a in zip(shadows.splits, shadows.answers, strict=True):
+            for part, idx, member in (("in", i, 1), ("out", o, 0)):
+                calib.append(np.mean([shadow_phi(a, part + v, y_pool[idx]) for v in view_names],
+                                     axis=0))  # fmt: skip
+                calib_member.append(np.full(len(idx), member))
+        cut = best_threshold(np.concatenate(calib), np.concatenate(calib_member))
+        score("loss" + suffix, phi, (phi >= cut).astype(int), t0)
+
+        t0 = time.perf_counter()
+        lira = np.zeros(len(y_eval))  # (n_eval,) summed over views
+        for v in view_names:
+            ref = np.stack([shadow_phi(a, "eval" + v, y_eval) for a in shadows.answers],
+                           axis=1)  # (n_eval, K) OUT confidences  # fmt: skip
+            mean = ref.mean(axis=1)  # (n_eval,)
+            std = max(float(np.sqrt(((ref - mean[:, None]) ** 2).mean())), MIN_STD)  # global
+            lira += -norm.logsf(target_phi(v), mean, std)
+        member = -np.expm1(-lira / len(view_names)) >= 0.5  # P[Z < phi] >= 1/2 (geometric mean)
+        score("lira" + suffix, lira, member.astype(int), t0)
 
     results["strongest"] = max(ATTACK_NAMES, key=lambda a: results[a]["auc"])
     return results

@@ -4,7 +4,7 @@
 
 Every setting of ``config.yaml``'s ``defenses`` (a :mod:`models.privacy.registry` spec, or a
 ``+`` combination of them) is a target CNN trained on ``train_size`` seeded members with that
-defense (:func:`auditor.cifar.target.train_target`), attacked by four attacks sharing
+defense (:func:`auditor.cifar.target.train_target`), attacked by six attacks sharing
 ``n_shadows`` shadow models trained with the same defended recipe (:func:`auditor.cifar.
 defenses.attack_suite`); serving defenses reuse the model they harden and only change the
 answers. Table 2 adds L2-regularized targets at the larger training sizes. Each trained recipe
@@ -184,7 +184,7 @@ def format_tables(doc: dict, config: dict) -> str:
     lines += [
         "",
         f"Every defense (training size {size}; AUC per attack; strongest = highest AUC; TPR at "
-        "low FPR: the highest over the four attacks; time ratio: target training time / "
+        "low FPR: the highest over the six attacks; time ratio: target training time / "
         "undefended, serving defenses reuse the undefended model)",
         "",
         "| setting | test acc | train acc | eps (delta) | " + " | ".join(ATTACK_NAMES)

@@ -11,7 +11,7 @@ import yaml
 from .conftest import RECIPES, run_recipe
 
 RECIPE = "cifar10_defenses"
-ATTACKS = ["shokri", "loss", "threshold", "lira"]
+ATTACKS = ["shokri", "loss", "threshold", "lira", "loss_mirror", "lira_mirror"]
 
 
 def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifar_zip, tmp_path):

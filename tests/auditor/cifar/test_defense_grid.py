@@ -27,7 +27,7 @@ def test_settings_sharing_a_model_train_it_once_and_differ_only_in_serving(tiny_
                                   cache_dir=str(tmp_path / "cache")))  # fmt: skip
     assert [p.name for p in (tmp_path / "targets").iterdir()] == ["n60_dropout_p-0.5"]
     by = {(r["setting"], r["attack"]): r for r in rows}
-    assert len(rows) == 8  # two settings x four attacks
+    assert len(rows) == 12  # two settings x six attacks
     plain, top1 = by[("dropout:p=0.5", "loss")], by[("dropout:p=0.5+topk:k=1", "loss")]
     assert plain["defense"] == "dropout" and plain["stage"] == "train"
     assert top1["defense"] == "dropout+topk" and top1["stage"] == "train+serve"

@@ -1,4 +1,4 @@
-"""Defended CIFAR targets: defense specs, hardened serving, shadows shared by four attacks."""
+"""Defended CIFAR targets: defense specs, hardened serving, shadows shared by six attacks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from sklearn.metrics import roc_auc_score
 
 from auditor.cifar.attacks.shadow import CnnRecipe
+from auditor.cifar.attacks.signals import log_proba, scaled_confidence
 from auditor.cifar.audit import evaluation_records, shadow_recipe
 from auditor.cifar.defenses import (
     ATTACK_NAMES,
@@ -89,7 +91,8 @@ def test_attack_suite_shares_shadows_and_reports_every_attack(target_dirs):
     target = load_target(dirs["none"], cache_dir=cache, progress=False)
     x_eval, y_eval, membership = evaluation_records(target, None, 0)
     shadows = train_shadows(target, shadow_recipe(target), 2, seed=0, x_eval=x_eval)
-    assert len(shadows.answers) == 2 and set(shadows.answers[0]) == {"in", "out", "eval"}
+    assert len(shadows.answers) == 2
+    assert set(shadows.answers[0]) == {"in", "out", "eval", "in_mirror", "out_mirror", "eval_mirror"}
     results = attack_suite(target, shadows, seed=0, x_eval=x_eval, y_eval=y_eval,
                            membership=membership, n_bootstrap=0)  # fmt: skip
     assert set(ATTACK_NAMES) <= set(results)
@@ -99,6 +102,13 @@ def test_attack_suite_shares_shadows_and_reports_every_attack(target_dirs):
                            seed=0, x_eval=x_eval, y_eval=y_eval, membership=membership,
                            n_bootstrap=0)  # fmt: skip
     assert one_hot["threshold"]["auc"] == 0.5  # a constant max posterior says nothing
+    # the mirror attacks score the mean over the record and its mirror image (an oracle here)
+    for answers, res in ((target, results), (dataclasses.replace(
+            target, serving={"name": "label_only"}), one_hot)):  # fmt: skip
+        phi = np.mean([scaled_confidence(log_proba(answers.predict_proba(x)), y_eval)
+                       for x in (x_eval, x_eval[:, :, ::-1])], axis=0)  # fmt: skip
+        assert res["loss_mirror"]["auc"] == pytest.approx(roc_auc_score(membership, phi))
+    assert results["loss_mirror"]["auc"] != results["loss"]["auc"]
 
 
 def test_replay_executor_refuses_other_training_data(target_dirs):
