@@ -76,7 +76,7 @@ def _utterances(manifest: Path, splits: Path | None, split: str | None, speakers
     show_default=True,
     help="Training defense NAME[:key=value,...]: none, l2:weight_decay=W, dropout:p=P, "
     "advreg:lam=L, dpsgd:noise_multiplier=S,max_grad_norm=C (see models/asr/defenses.py); "
-    "applied on top of --config.",
+    "several training defenses combine with +; applied on top of --config.",
 )
 def train(
     manifest: Path,

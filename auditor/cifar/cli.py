@@ -63,7 +63,8 @@ def cifar() -> None:
     "--defense",
     default=None,
     metavar="NAME[:k=v,...]",
-    help="One defense of models.privacy.registry, e.g. dpsgd:noise_multiplier=1.0 or topk:k=3 "
+    help="A defense of models.privacy.registry or several joined by +, e.g. "
+    "dpsgd:noise_multiplier=1.0, topk:k=3 or augment+label_only "
     "[default: none].",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
