@@ -6,9 +6,9 @@ instance when ``address="local"``); ``get_executor("serial")`` runs them one aft
 this process (debugging, and callables that cannot be pickled). All three have
 ``map(fn, list_of_kwargs) -> list``: results in job order, progress on stderr, a failed job
 re-raised as :class:`JobError` naming it, and an optional ``on_result(index, result)`` called
-in this process as each job finishes (to save partial results of a long run). ``fn`` must be a module-level (picklable) function for
-"local" and "ray". Each worker limits torch to ``threads_per_worker`` threads so that parallel
-jobs do not oversubscribe the cores.
+in this process as each job finishes (to save partial results of a long run). ``fn`` must be a
+module-level (picklable) function for "local" and "ray". Each worker limits torch to
+``threads_per_worker`` threads so that parallel jobs do not oversubscribe the cores.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import torch
 from auditor.cifar.audit import evaluation_records, shadow_recipe
 from auditor.cifar.defenses import ATTACK_NAMES, AnswerCache, attack_suite, train_shadows
 from auditor.cifar.target import defense_settings, load_target, train_target
-from models.privacy.registry import DEFENSES, parse_defenses, split_serving
+from models.privacy.registry import describe, split_serving
 
 
 def slug(spec: str, size: int) -> str:
@@ -32,22 +32,6 @@ def recipe_key(spec: str, cnn_config: dict) -> str:
     """Settings with equal keys train the same model (they differ only in serving)."""
     cfg, _ = defense_settings(split_serving(spec)[0], cnn_config)
     return repr(sorted(cfg.items()))
-
-
-def describe(spec: str) -> dict:
-    """``defense`` (names joined by ``+``), ``params`` and ``stage`` of a setting's rows.
-
-    ``params`` is the defense's parameter dict, or ``{name: params}`` for a combination;
-    ``stage`` joins the distinct stages in order (``"train+serve"`` for a trained defense served
-    hardened).
-    """
-    parts = parse_defenses(spec)
-    stages = list(dict.fromkeys(DEFENSES[name].stage for name, _ in parts))
-    return {
-        "defense": "+".join(name for name, _ in parts),
-        "params": parts[0][1] if len(parts) == 1 else dict(parts),
-        "stage": "+".join(stages),
-    }
 
 
 def evaluate_recipe(
@@ -83,7 +67,8 @@ def evaluate_recipe(
     Returns
     -------
     list of dict
-        One row per setting and attack: ``setting``, :func:`describe`'s keys, ``train_size``,
+        One row per setting and attack: ``setting``, ``defense`` / ``params`` / ``stage``
+        (:func:`models.privacy.registry.describe`), ``train_size``,
         ``attack`` and its metrics (ROC left out), ``strongest``, ``target`` (served train /
         test accuracy and their gap, ``train_seconds``, ``epsilon`` / ``delta``) and
         ``shadow_seconds`` (both times 0 for a serving-only setting: it hardens the answers of
@@ -110,6 +95,7 @@ def evaluate_recipe(
     x_mem, y_mem = target.records("target_members")
     rows = []
     for spec in settings:
+        info = describe(spec)
         served = dataclasses.replace(target, serving=split_serving(spec)[1])
         results = attack_suite(
             served, shadows, seed=seed, x_eval=x_eval, y_eval=y_eval, membership=membership,
@@ -120,7 +106,8 @@ def evaluate_recipe(
         train_acc = float((answers.predict_proba(x_mem).argmax(1) == y_mem).mean())
         reused = train_spec == "none" and spec != "none"  # hardens the undefended model
         common = {
-            "setting": spec, **describe(spec), "train_size": train_size,
+            "setting": spec, "defense": info["name"], "params": info["params"],
+            "stage": info["stage"], "train_size": train_size,
             "strongest": results["strongest"],
             "target": {
                 "train_acc": train_acc, "test_acc": test_acc, "train_test_gap": train_acc - test_acc,

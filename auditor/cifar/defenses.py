@@ -220,16 +220,15 @@ def attack_suite(
     thr = ThresholdAttack(black_box, percentile=threshold_percentile).fit(x_pool)
     score("threshold", thr.score_samples(x_eval), thr.predict(x_eval), t0)
 
-    def target_phi(view: str) -> np.ndarray:  # (n_eval,) scaled confidence of the target's answers
-        x = mirror(x_eval) if view else x_eval
-        return scaled_confidence(log_proba(black_box(x)), y_eval)
+    target_phi = {view: scaled_confidence(log_proba(black_box(x)), y_eval)  # (n_eval,) each
+                  for view, x in (("", x_eval), ("_mirror", mirror(x_eval)))}  # fmt: skip
 
     def shadow_phi(answers: dict, part: str, labels: np.ndarray) -> np.ndarray:  # (n,)
         return scaled_confidence(harden_log(answers[part], serving), labels)
 
     for suffix, view_names in (("", [""]), ("_mirror", ["", "_mirror"])):  # as is; + mirrored
         t0 = time.perf_counter()
-        phi = np.mean([target_phi(v) for v in view_names], axis=0)  # (n_eval,) mean over views
+        phi = np.mean([target_phi[v] for v in view_names], axis=0)  # (n_eval,) mean over views
         calib, calib_member = [], []
         for (i, o), a in zip(shadows.splits, shadows.answers, strict=True):
             for part, idx, member in (("in", i, 1), ("out", o, 0)):
@@ -246,7 +245,7 @@ def attack_suite(
                            axis=1)  # (n_eval, K) OUT confidences  # fmt: skip
             mean = ref.mean(axis=1)  # (n_eval,)
             std = max(float(np.sqrt(((ref - mean[:, None]) ** 2).mean())), MIN_STD)  # global
-            lira += -norm.logsf(target_phi(v), mean, std)
+            lira += -norm.logsf(target_phi[v], mean, std)
         member = -np.expm1(-lira / len(view_names)) >= 0.5  # P[Z < phi] >= 1/2 (geometric mean)
         score("lira" + suffix, lira, member.astype(int), t0)
 

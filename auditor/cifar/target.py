@@ -10,7 +10,8 @@ they reach the model only through :meth:`CifarTarget.predict_proba`.
 A target may be trained and served with defenses of :mod:`models.privacy.registry`
 (``defense="name:key=value,..."``, several joined by ``+``, see :func:`defense_settings`):
 training-stage and model-stage defenses change the CNN config (``weight_decay``, ``dropout``,
-``advreg``, ``dpsgd``, ``stacking``, ``augment``); serving-stage defenses (``topk``, ``rounding``, ``label_only``) are recorded in
+``advreg``, ``dpsgd``, ``stacking``, ``augment``); serving-stage defenses (``topk``,
+``rounding``, ``label_only``) are recorded in
 ``model.json`` (``meta.serving``) and applied by :meth:`CifarTarget.predict_proba` to every
 answer. With ``advreg`` the defender's reference set (non-members the inference model learns
 from) is drawn from records outside every split and saved as ``defender_reference`` in

@@ -22,8 +22,8 @@ Defenses combine with ``+`` (:func:`models.privacy.registry.parse_defenses`): th
 parts' overrides are merged and the serving part sets the output policy, e.g.
 ``"dpsgd:noise_multiplier=0.5+transcript_only"``.
 
-``stacking`` and ``augment`` are refused (CIFAR-10 only); so is advreg's ``ref_fraction`` other than its
-default: the voice path's reference frames are the dev utterances or other speakers
+``stacking`` and ``augment`` are refused (CIFAR-10 only); so is advreg's ``ref_fraction`` other
+than its default: the voice path's reference frames are the dev utterances or other speakers
 (``training.advreg.reference``), not a fraction of the training set.
 
 Examples
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.manifest import Utterance, read_manifest
-from models.privacy.registry import check_path, get_defense, parse_defenses
+from models.privacy.registry import check_path, describe, get_defense, parse_defenses
 
 
 @dataclass(frozen=True)
@@ -86,13 +86,9 @@ def voice_defense(spec: str) -> VoiceDefense:
     config: dict = {}
     for part in parts:
         config = overlay(config, part.config)
-    return VoiceDefense(
-        "+".join(p.name for p in parts),
-        {p.name: p.params for p in parts},
-        "+".join(dict.fromkeys(p.stage for p in parts)),
-        config,
-        next((p.output for p in parts if p.stage == "serve"), "full"),
-    )
+    info = describe(spec)
+    output = next((p.output for p in parts if p.stage == "serve"), "full")
+    return VoiceDefense(info["name"], info["params"], info["stage"], config, output)
 
 
 def overlay(base: dict, extra: dict) -> dict:

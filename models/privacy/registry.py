@@ -216,6 +216,24 @@ def parse_defenses(text: str) -> list[tuple[str, dict]]:
     return parsed
 
 
+def describe(text: str) -> dict:
+    """``name`` (names joined by ``+``), ``params`` and ``stage`` of a defense or combination.
+
+    ``params`` is the defense's parameter dict, or ``{name: params}`` for a combination;
+    ``stage`` joins the distinct stages in order.
+
+    >>> describe("augment+label_only")
+    {'name': 'augment+label_only', 'params': {'augment': {'flip': True, 'crop': 4}, \
+'label_only': {}}, 'stage': 'train+serve'}
+    """
+    parts = parse_defenses(text)
+    return {
+        "name": "+".join(name for name, _ in parts),
+        "params": parts[0][1] if len(parts) == 1 else dict(parts),
+        "stage": "+".join(dict.fromkeys(DEFENSES[name].stage for name, _ in parts)),
+    }
+
+
 def split_serving(text: str) -> tuple[str, dict | None]:
     """A combination's training part and serving part: ``(train_spec, serving)``.
 

@@ -5,6 +5,7 @@ from models.privacy.registry import (
     STAGES,
     UnknownDefenseError,
     check_path,
+    describe,
     get_defense,
     parse_defense,
     parse_defenses,
@@ -99,3 +100,12 @@ def test_split_serving_separates_the_trained_part_from_the_served_part():
     assert split_serving("label_only") == ("none", {"name": "label_only"})
     assert split_serving("none") == ("none", None)
     assert split_serving("augment") == ("augment", None)
+
+
+def test_describe_names_params_and_stages():
+    assert describe("l2:weight_decay=0.01") == {
+        "name": "l2", "params": {"weight_decay": 0.01}, "stage": "train"}  # fmt: skip
+    assert describe("rounding")["stage"] == "serve"
+    combo = describe("dropout:p=0.5+stacking+topk:k=1")
+    assert combo["name"] == "dropout+stacking+topk" and combo["stage"] == "train+model+serve"
+    assert combo["params"]["topk"] == {"k": 1}
