@@ -19,7 +19,7 @@ from device_sim.protocol import ErrorCode, Limits, ProtocolError
 
 
 def wav_missing_bytes(raw: bytes) -> int:
-    """Bytes a RIFF/WAVE file's ``data`` chunk declares beyond what ``raw`` holds (0 if complete)."""
+    """Bytes a RIFF/WAVE ``data`` chunk declares beyond what ``raw`` holds (0 if complete)."""
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         return 0
     pos = 12

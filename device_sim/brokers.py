@@ -140,7 +140,8 @@ class MosquittoBroker:
             [exe, "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
-            start_new_session=True,  # a terminal Ctrl-C must not kill it before the device says offline
+            # a terminal Ctrl-C must not kill it before the device says offline
+            start_new_session=True,
         )
         if not wait_for_port(self.host, self.port, 10.0) or self._proc.poll() is not None:
             err = self._stop_process()

@@ -1,4 +1,4 @@
-"""``device-sim train`` and ``device-sim eval``: the vendor trains and scores the speaker's recognizer.
+"""``device-sim train`` and ``device-sim eval``: the vendor trains and scores the recognizer.
 
 ``train`` mirrors :func:`models.asr.train.train_recognizer` (utterances from a manifest,
 optionally restricted to one split of a splits file); ``eval`` mirrors
@@ -135,14 +135,14 @@ def train(
     last = report["epochs"][-1]
     click.echo(
         f"epochs {len(report['epochs'])}  last dev PER {last['dev_per']:.3f}  "
-        f"train {report['train_frames_per_second']:.0f} frames/s  wall {report['wall_seconds']:.0f} s"
+        f"train {report['train_frames_per_second']:.0f} frames/s  "
+        f"wall {report['wall_seconds']:.0f} s"
     )
     dp = report["defenses"].get("dpsgd")
     if dp is not None:
-        click.echo(
-            f"DP-SGD: epsilon {dp['epsilon']:.3g} at delta {dp['delta']:g} "
-            f"(privacy unit: one frame, not one speaker)"
-        )
+        from models.privacy.dpsgd import describe_guarantee
+
+        click.echo(describe_guarantee(dp))
 
 
 @click.command()
@@ -227,7 +227,8 @@ def evaluate(
     for s in result["skipped"]:
         click.echo(f"  skipped {s['utt_id']}: {s['reason']}")
     click.echo(
-        f"{'speaker':<16}{'utts':>6}{'ref':>8}{'sub':>6}{'del':>6}{'ins':>6}{'PER%':>8}{'loglike/fr':>12}"
+        f"{'speaker':<16}{'utts':>6}{'ref':>8}{'sub':>6}{'del':>6}{'ins':>6}{'PER%':>8}"
+        f"{'loglike/fr':>12}"
     )
     for spk, d in result["per_speaker"].items():
         n = sum(1 for r in result["utterances"] if r["speaker"] == spk)
@@ -236,7 +237,8 @@ def evaluate(
             f"{100 * d['per']:>8.2f}{d['mean_log_like_per_frame']:>12.3f}"
         )
     click.echo(
-        f"{'OVERALL':<16}{o['utterances']:>6}{o['ref_len']:>8}{o['subs']:>6}{o['dels']:>6}{o['ins']:>6}"
+        f"{'OVERALL':<16}{o['utterances']:>6}{o['ref_len']:>8}{o['subs']:>6}{o['dels']:>6}"
+        f"{o['ins']:>6}"
         f"{100 * o['per']:>8.2f}{o['mean_log_like_per_frame']:>12.3f}"
     )
     if json_out is not None:

@@ -42,7 +42,8 @@ class OutputPolicy:
         return self.kind if self.value is None else f"{self.kind}:{self.value}"
 
     def cap_top_k(self, requested: int | None) -> int | None:
-        """The ``top_k`` to decode with: ``None`` under ``transcript-only``, at most ``K`` under ``topk:K``."""
+        """The ``top_k`` to decode with: ``None`` under ``transcript-only``, at most ``K`` under
+        ``topk:K``."""
         if requested is None or self.kind == "transcript-only":
             return None
         return min(requested, self.value) if self.kind == "topk" else requested
@@ -70,7 +71,7 @@ def _round(value, digits: int):
 
 
 def parse_output_policy(spec: str) -> OutputPolicy:
-    """Parse ``full | topk:K | rounded:D | transcript-only``; anything else raises ``ValueError``."""
+    """Parse ``full | topk:K | rounded:D | transcript-only``; anything else is a ``ValueError``."""
     if spec in ("full", "transcript-only"):
         return OutputPolicy(spec)
     kind, _, value = spec.partition(":")

@@ -57,7 +57,7 @@ class ModelTooLarge(RuntimeError):
 
 
 def get_profile(name: str, *, quantize: bool | None = None) -> DeviceProfile:
-    """Look a profile up by name (unknown names raise ``ValueError``); optionally override ``quantize``."""
+    """Look a profile up by name (unknown names raise ``ValueError``); may override ``quantize``."""
     if name not in PROFILES:
         raise ValueError(f"unknown device profile {name!r}; known: {', '.join(PROFILES)}")
     profile = PROFILES[name]

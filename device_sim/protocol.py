@@ -24,7 +24,7 @@ import struct
 import threading
 import uuid
 from dataclasses import asdict, dataclass
-from enum import StrEnum
+from enum import StrEnum, unique
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -52,8 +52,9 @@ KNOWN_OPTIONS = ("top_k", "text")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 
+@unique
 class ErrorCode(StrEnum):
-    """Distinct codes of an error answer ``{"error": {"code", "message"}}``."""
+    """Distinct codes of an error answer ``{"error": {"code", "message"}}`` (no aliases)."""
 
     MALFORMED_FRAME = "malformed_frame"  # length prefix missing or pointing past the payload
     BAD_JSON = "bad_json"  # header is not UTF-8 JSON object
@@ -150,7 +151,8 @@ def request_subscription(device_id: str) -> str:
 
 def response_topic(device_id: str, client_id: str) -> str:
     """Topic the device answers a client on (the ACL lets only that client read it)."""
-    return f"voice/{_check_id('device id', device_id)}/asr/response/{_check_id('client id', client_id)}"
+    device, client = _check_id("device id", device_id), _check_id("client id", client_id)
+    return f"voice/{device}/asr/response/{client}"
 
 
 def status_topic(device_id: str) -> str:
@@ -223,12 +225,25 @@ def split_frame(payload: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[bytes,
     ]
 
 
+def _json_object(head: bytes) -> dict:
+    """The JSON object in ``head``; ``bad_json`` for anything else, nesting too deep included."""
+    try:
+        header = json.loads(head.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError, JSONDecodeError are ValueErrors
+        raise ProtocolError(ErrorCode.BAD_JSON, f"header is not JSON ({e})") from e
+    if not isinstance(header, dict):
+        raise ProtocolError(
+            ErrorCode.BAD_JSON, f"header is a JSON {type(header).__name__}, not an object"
+        )
+    return header
+
+
 def peek_correlation(payload: bytes) -> str | None:
     """Best-effort correlation id of a payload that may be malformed (for error answers)."""
     try:
         head, _ = split_frame(payload, Limits(max_payload_bytes=len(payload) + 1))
-        value = json.loads(head.decode("utf-8")).get("correlation")
-    except (ProtocolError, ValueError, AttributeError):
+        value = _json_object(head).get("correlation")
+    except ProtocolError:
         return None
     return value if isinstance(value, str) and 0 < len(value) <= 128 else None
 
@@ -239,16 +254,9 @@ def parse_header(head: bytes, *, expected_reply_to: str | None = None) -> dict:
     Checks, in order: JSON object (``bad_json``), ``schema_version`` (``unsupported_schema``),
     ``correlation`` 1-128 chars, ``sample_rate`` positive int, ``options`` object
     (``bad_header``), ``reply_to`` equal to ``expected_reply_to`` (``bad_reply_topic``), option
-    names (``unknown_option``) and values (``bad_option``).
+    names (``unknown_option``) and values (``bad_option``). A missing ``options`` becomes ``{}``.
     """
-    try:
-        header = json.loads(head.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ProtocolError(ErrorCode.BAD_JSON, f"header is not JSON ({e})") from e
-    if not isinstance(header, dict):
-        raise ProtocolError(
-            ErrorCode.BAD_JSON, f"header is a JSON {type(header).__name__}, not an object"
-        )
+    header = _json_object(head)
     version = header.get("schema_version")
     if version != SCHEMA_VERSION:
         raise ProtocolError(
@@ -295,7 +303,7 @@ def parse_header(head: bytes, *, expected_reply_to: str | None = None) -> dict:
         raise ProtocolError(
             ErrorCode.BAD_OPTION, "text must be one non-empty line of at most 1000 characters"
         )
-    return header
+    return header | {"options": options}
 
 
 def error_answer(code: ErrorCode | str, message: str, correlation: str | None) -> dict:

@@ -387,7 +387,8 @@ def serve_device(
     try:
         server.start()
         announce(
-            f"device {device_id} online at {broker}; requests on voice/{device_id}/asr/request/<client-id>"
+            f"device {device_id} online at {broker}; "
+            f"requests on voice/{device_id}/asr/request/<client-id>"
         )
         stop.wait()
     finally:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import yaml
 
+from models.privacy.registry import ADVREG_WITH_DPSGD
+
 #: CMVN modes: ``utterance`` (each utterance its own mean/std), ``speaker`` (stats pooled over
 #: a speaker's utterances in training and evaluation; a lone utterance on the device falls back
 #: to its own stats), ``global`` (training-set stats stored in ``model.json``), ``none``.
@@ -78,15 +80,17 @@ DEFAULT_CONFIG: dict = {
             "warmup_epochs": 1,  # plain epochs before the game starts
         },
         "dpsgd": {
-            # DP-SGD through Opacus over frame mini-batches (Poisson sampling): the privacy
-            # unit is one FRAME, not a speaker (user-level DP would clip per speaker);
-            # batch norm is replaced by group norm (ModuleValidator.fix).
+            # DP-SGD through Opacus over mini-batches of spliced windows (Poisson sampling):
+            # epsilon is per window of 2 * context + 1 frames, neither per frame nor per
+            # speaker, and covers the network's SGD only (models/asr/train.py); batch norm is
+            # replaced by group norm (ModuleValidator.fix). Refused with advreg.
             "enabled": False,
             "noise_multiplier": 1.0,  # sigma
-            "max_grad_norm": 1.0,  # per-frame gradient clipping norm C
-            "delta": 1e-5,  # epsilon is reported at this delta
+            "max_grad_norm": 1.0,  # per-window gradient clipping norm C
+            # epsilon is reported at delta = min(this, 1 / (10 n)), n = training windows
+            "delta": 1e-5,
             # `ghost`: Opacus' fast gradient clipping (same clipping, ~10x faster here than
-            # materialising per-frame gradients, `hooks`); advreg with DP-SGD uses `hooks`
+            # materialising per-window gradients, `hooks`)
             "grad_sample_mode": "ghost",
         },
     },
@@ -122,7 +126,8 @@ def validate_config(config: dict) -> dict:
     """Check values that have a closed set of choices; return the config unchanged."""
     if config["features"]["cmvn"] not in CMVN_MODES:
         raise ConfigError(
-            f"features.cmvn: unknown mode {config['features']['cmvn']!r} (known: {', '.join(CMVN_MODES)})"
+            f"features.cmvn: unknown mode {config['features']['cmvn']!r} "
+            f"(known: {', '.join(CMVN_MODES)})"
         )
     if config["training"]["targets"] not in TARGET_MODES:
         raise ConfigError(
@@ -140,6 +145,10 @@ def validate_config(config: dict) -> dict:
     dp = config["training"]["dpsgd"]
     if dp["enabled"] and (float(dp["noise_multiplier"]) < 0 or float(dp["max_grad_norm"]) <= 0):
         raise ConfigError("training.dpsgd: noise_multiplier must be >= 0 and max_grad_norm > 0")
+    if dp["enabled"] and not 0.0 < float(dp["delta"]) < 1.0:
+        raise ConfigError(f"training.dpsgd.delta: must be in (0, 1), got {dp['delta']!r}")
+    if dp["enabled"] and float(adv["lam"]) > 0:
+        raise ConfigError(f"training.advreg.lam > 0 with training.dpsgd: {ADVREG_WITH_DPSGD}")
     if dp["grad_sample_mode"] not in ("ghost", "hooks"):
         raise ConfigError(
             f"training.dpsgd.grad_sample_mode: {dp['grad_sample_mode']!r} is not ghost or hooks"

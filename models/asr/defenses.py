@@ -11,7 +11,7 @@ l2         ``training.weight_decay`` (Adam, coupled) ``weight_decay``
 dropout    ``network.dropout``                      ``p``
 advreg     ``training.advreg`` (frame-level Nasr)   ``lam``, ``k_steps``, ``attack_lr``,
                                                     ``warmup_epochs``
-dpsgd      ``training.dpsgd`` (Opacus, per frame)   ``noise_multiplier``,
+dpsgd      ``training.dpsgd`` (Opacus, per window)  ``noise_multiplier``,
                                                     ``max_grad_norm``, ``delta``
 topk       ``--output topk:K``                      ``k``
 rounding   ``--output rounded:D``                   ``decimals``
@@ -20,7 +20,8 @@ label_only ``--output transcript-only``             (alias ``transcript_only``)
 
 Defenses combine with ``+`` (:func:`models.privacy.registry.parse_defenses`): the training
 parts' overrides are merged and the serving part sets the output policy, e.g.
-``"dpsgd:noise_multiplier=0.5+transcript_only"``.
+``"dpsgd:noise_multiplier=0.5+transcript_only"``. ``advreg`` with ``dpsgd`` is refused: the
+inference model would learn from the training frames without noise.
 
 ``stacking`` and ``augment`` are refused (CIFAR-10 only); so is advreg's ``ref_fraction`` other
 than its default: the voice path's reference frames are the dev utterances or other speakers

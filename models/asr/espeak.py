@@ -134,7 +134,7 @@ class UnmappedPhonemeError(UnknownPhoneError):
 
 
 def voice_family(voice: str) -> str:
-    """Voice family (a key of :data:`FAMILY_OVERRIDES`) of an eSpeak voice name like ``en-us+m3``."""
+    """Voice family (a key of :data:`FAMILY_OVERRIDES`) of an eSpeak voice like ``en-us+m3``."""
     language = voice.split("+", 1)[0].lower()
     if language not in LANGUAGE_FAMILY:
         raise ValueError(

@@ -97,7 +97,7 @@ def fold_48_to_39(phones: Iterable[str]) -> list[str]:
 
 
 def arpabet_to_48(phone: str) -> str:
-    """Map one ARPAbet phone (stress digit and Kaldi ``_B/_I/_E/_S`` suffix allowed) to the 48 set."""
+    """Map one ARPAbet phone (stress digit, Kaldi ``_B/_I/_E/_S`` suffix allowed) to the 48 set."""
     base = phone.split("_", 1)[0].upper()
     stress = base[-1] if base[-1:].isdigit() else ""
     base = base.rstrip("012")

@@ -156,7 +156,7 @@ class Recognizer:
         return apply_cmvn(feats, *cmvn_stats([feats]))
 
     def raw_features(self, samples: np.ndarray, sample_rate: int) -> torch.Tensor:
-        """Check the audio and return its fbank (frames, mel); raises :class:`RecognizerInputError`."""
+        """The audio's fbank (frames, mel), checked; raises :class:`RecognizerInputError`."""
         feat_cfg = self.config["features"]
         check_audio(samples, sample_rate, feat_cfg, int(self.config["decoding"]["min_frames"]))
         return fbank(samples, feat_cfg)

@@ -12,12 +12,21 @@ have per-sample gradients with DP guarantees are replaced by :meth:`ModuleValida
 validator's errors. Whatever was fixed is reported in :attr:`PrivateTraining.fixed` so that
 checkpoints can record the changed architecture.
 
+What epsilon covers: the accountant bounds, at ``delta``, what the *SGD steps* reveal about one
+*record* (one item of the loader's dataset: a training image on the CIFAR path, a spliced
+window of frames on the voice path), record-level and add/remove-one. It says nothing about
+anything estimated from the training data outside these steps, nor about a person who
+contributes many records. :func:`guarantee` writes that statement next to epsilon and delta;
+:func:`default_delta` keeps delta well below ``1 / n``.
+
 Examples
 --------
 >>> dp = make_private(net, torch.optim.SGD(net.parameters(), lr=0.1), loader,
 ...                   noise_multiplier=1.0, max_grad_norm=1.0, seed=0)  # doctest: +SKIP
 >>> for xb, yb in dp.data_loader: ...  # train dp.module with dp.optimizer  # doctest: +SKIP
->>> epsilon(dp.engine, delta=1e-5)  # doctest: +SKIP
+>>> epsilon(dp.engine, default_delta(len(loader.dataset)))  # doctest: +SKIP
+>>> default_delta(60_000)
+1.6666666666666667e-06
 """
 
 from __future__ import annotations
@@ -33,6 +42,8 @@ from torch.utils.data import DataLoader
 
 #: Accountant used by :func:`make_private` (Renyi DP, Mironov 2017).
 ACCOUNTANT = "rdp"
+#: The largest delta epsilon is reported at (:func:`default_delta`).
+DELTA_MAX = 1e-5
 
 
 @dataclass
@@ -183,7 +194,21 @@ def make_private(
     return PrivateTraining(wrapped, dp_optimizer, loader, engine, changed)
 
 
-def epsilon(engine: PrivacyEngine, delta: float = 1e-5) -> float:
+def default_delta(n_records: int, delta_max: float = DELTA_MAX) -> float:
+    """The delta to report epsilon at for ``n_records`` training records.
+
+    ``min(delta_max, 1 / (10 n))``: well below ``1 / n`` (a mechanism that publishes one random
+    record whole is ``(0, 1/n)``-DP, so a delta near ``1 / n`` promises nothing). ``delta_max``
+    is the explicit override: a smaller value is used as given.
+    """
+    if isinstance(n_records, bool) or not isinstance(n_records, int) or n_records < 1:
+        raise ValueError(f"n_records must be a positive integer, got {n_records!r}")
+    if not 0.0 < delta_max < 1.0:
+        raise ValueError(f"delta_max must be in (0, 1), got {delta_max}")
+    return min(float(delta_max), 1.0 / (10 * n_records))
+
+
+def epsilon(engine: PrivacyEngine, delta: float) -> float:
     """The accountant's epsilon at ``delta`` for the steps taken so far.
 
     0.0 before the first step; ``inf`` when the noise multiplier is 0 (no privacy).
@@ -193,6 +218,42 @@ def epsilon(engine: PrivacyEngine, delta: float = 1e-5) -> float:
     if not engine.accountant.history:
         return 0.0
     return float(engine.get_epsilon(delta))
+
+
+def guarantee(
+    eps: float, delta: float, n_records: int, covers: str, not_covered: list[str]
+) -> dict:
+    """The DP-SGD statement to store next to epsilon: what it covers and what it does not.
+
+    Parameters
+    ----------
+    eps, delta : the accountant's epsilon and the delta it is reported at.
+    n_records : training records the loader samples from (delta's ``n``).
+    covers : the privacy unit, e.g. ``"per training image (record-level)"``.
+    not_covered : what else is learnt from the training data without noise.
+    """
+    return {
+        "epsilon": eps,
+        "delta": delta,
+        "n_records": n_records,
+        "accountant": ACCOUNTANT,
+        "epsilon_covers": covers,
+        "not_covered": list(not_covered),
+    }
+
+
+def describe_guarantee(dp: dict) -> str:
+    """One paragraph of a :func:`guarantee` dict for people: epsilon, delta, n, the coverage."""
+    text = (
+        f"DP-SGD: epsilon {dp['epsilon']:.3g} at delta {dp['delta']:.3g} "
+        f"({dp['accountant']} accountant, n = {dp['n_records']} records); "
+        f"covers: {dp['epsilon_covers']}"
+    )
+    if dp["not_covered"]:
+        text += "; not covered (learnt from the training data without noise): " + "; ".join(
+            dp["not_covered"]
+        )
+    return text
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -21,7 +21,8 @@ Examples
 
 Defenses combine with ``+`` (:func:`parse_defenses`), e.g. ``"dropout:p=0.5+augment"``: at most
 one of each name, ``none`` alone, at most one serving defense, and ``advreg`` / ``dpsgd`` /
-``stacking`` (which each replace the training loop or the model) at most one of them.
+``stacking`` (which each replace the training loop or the model) at most one of them; ``advreg``
+with ``dpsgd`` is refused with :data:`ADVREG_WITH_DPSGD`.
 
 >>> parse_defenses("dropout:p=0.5+topk:k=1")
 [('dropout', {'p': 0.5}), ('topk', {'k': 1})]
@@ -132,7 +133,9 @@ DEFENSES: dict[str, DefenseSpec] = {
             "dpsgd",
             "train",
             {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5},
-            doc="DP-SGD (Opacus): per-sample clipping to max_grad_norm, Gaussian noise",
+            doc="DP-SGD (Opacus): per-record clipping to max_grad_norm, Gaussian noise; epsilon "
+            "covers the SGD steps per training record (CIFAR: an image; voice: a spliced "
+            "window), at delta (voice: min(delta, 1/(10 n)), n training windows)",
         ),
     )
 }
@@ -185,6 +188,12 @@ def parse_defense(text: str) -> tuple[str, dict]:
 
 #: Defenses that each replace the training loop or the model: at most one per combination.
 EXCLUSIVE = ("advreg", "dpsgd", "stacking")
+#: Why ``advreg`` and ``dpsgd`` never combine (on any path).
+ADVREG_WITH_DPSGD = (
+    "advreg cannot be combined with dpsgd: advreg's inference model is trained on the "
+    "training records without privacy (no clipping, no noise) and shapes every training "
+    "step, so DP-SGD's epsilon would not hold for the trained model"
+)
 
 
 def parse_defenses(text: str) -> list[tuple[str, dict]]:
@@ -194,7 +203,8 @@ def parse_defenses(text: str) -> list[tuple[str, dict]]:
     ------
     ValueError
         For a bad part (see :func:`parse_defense`), an empty part, a name given twice,
-        ``none`` combined with anything, two serving defenses, or two of :data:`EXCLUSIVE`.
+        ``none`` combined with anything, two serving defenses, or two of :data:`EXCLUSIVE`
+        (``advreg`` with ``dpsgd``: :data:`ADVREG_WITH_DPSGD`).
     """
     parts = [p.strip() for p in str(text).split("+")]
     if not all(parts):
@@ -209,7 +219,9 @@ def parse_defenses(text: str) -> list[tuple[str, dict]]:
             problems.append("'none' cannot be combined")
         if sum(DEFENSES[n].stage == "serve" for n in names) > 1:
             problems.append("at most one serving defense")
-        if sum(n in EXCLUSIVE for n in names) > 1:
+        if {"advreg", "dpsgd"} <= set(names):
+            problems.append(ADVREG_WITH_DPSGD)
+        elif sum(n in EXCLUSIVE for n in names) > 1:
             problems.append(f"at most one of {', '.join(EXCLUSIVE)}")
         if problems:
             raise ValueError(f"cannot combine {text!r}: {'; '.join(problems)}")

@@ -3,16 +3,28 @@
 The checkpoint is trained once per session with the project's recipe
 (:func:`models.asr.train.train_recognizer`) on the shared ``tiny_synth_corpus``. Brokers are
 real: mosquitto on a free loopback port (the tests fail, not skip, without it) and the
-embedded amqtt broker.
+embedded amqtt broker. :func:`header_json` writes request headers, deeply nested ones too.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pytest
 
 from device_sim.brokers import MOSQUITTO_HINT, MosquittoBroker, find_mosquitto
 from device_sim.server import DeviceServer
+
+
+def header_json(header: dict, deep: tuple[str, int] | None = None) -> bytes:
+    """``header`` as JSON bytes; ``deep = (field, depth)`` sets that field to ``depth`` nested
+    empty lists (deeper than the JSON parser's recursion limit from about 1000)."""
+    if deep is None:
+        return json.dumps(header).encode()
+    field, depth = deep
+    text = json.dumps(header | {field: "DEEP"})
+    return text.replace('"DEEP"', "[" * depth + "]" * depth).encode()
 
 
 @pytest.fixture(scope="session")

@@ -31,9 +31,12 @@ def _train(manifest, config, out, defense):
     [
         ("shuffle", "unknown defense 'shuffle'"),
         ("stacking", "not available on the voice path"),
-        ("topk:k=2", "has a serving defense: train without it and serve with `device-sim serve --output topk:2`"),
+        ("topk:k=2", "has a serving defense: train without it and serve with "
+                     "`device-sim serve --output topk:2`"),
         ("dpsgd:sigma=1", "no parameter"),
-        ("l2+label_only", "l2+label_only has a serving defense: train without it and serve with `device-sim serve --output transcript-only`"),
+        ("advreg+dpsgd", "inference model is trained on the training records without privacy"),
+        ("l2+label_only", "l2+label_only has a serving defense: train without it and serve "
+                          "with `device-sim serve --output transcript-only`"),
     ],
 )  # fmt: skip
 def test_bad_defense_is_refused_before_training(
@@ -44,10 +47,18 @@ def test_bad_defense_is_refused_before_training(
     assert not (tmp_path / "ck").exists()
 
 
-def test_dpsgd_defense_trains_and_reports_epsilon(tiny_manifest_and_config, tmp_path):
+def test_dpsgd_defense_trains_and_reports_epsilon_delta_and_coverage(
+    tiny_manifest_and_config, tmp_path
+):
     res = _train(*tiny_manifest_and_config, tmp_path / "ck", "dpsgd:noise_multiplier=1.5")
     assert res.exit_code == 0, res.output
-    assert "DP-SGD: epsilon" in res.output and "not one speaker" in res.output
     doc = json.loads((tmp_path / "ck" / "model.json").read_text())
     assert doc["architecture"]["norm"] == "group"
-    assert doc["training"]["defenses"]["dpsgd"]["noise_multiplier"] == 1.5
+    dp = doc["training"]["defenses"]["dpsgd"]
+    assert dp["noise_multiplier"] == 1.5
+    line = next(x for x in res.output.splitlines() if x.startswith("DP-SGD: epsilon"))
+    assert line.startswith(f"DP-SGD: epsilon {dp['epsilon']:.3g} at delta {dp['delta']:.3g} ")
+    assert f"n = {dp['n_records']} records" in line
+    assert "per spliced training window of 11 frames (record-level)" in line
+    assert "not per frame" in line and "not per speaker" in line
+    assert "not covered" in line and "HMM state priors" in line and "phone bigram LM" in line

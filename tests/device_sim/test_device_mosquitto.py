@@ -13,7 +13,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 import soundfile as sf
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from device_sim.acl import device_username
@@ -31,6 +31,8 @@ from device_sim.protocol import (
 )
 from device_sim.ratelimit import RateLimiter
 from device_sim.server import DeviceServer
+
+from .conftest import header_json
 
 RATE = 16000
 
@@ -105,13 +107,53 @@ def test_each_fault_gets_its_code_and_the_device_keeps_serving(client, speech, n
     assert client.transcribe(*speech)["frames"] > 0
 
 
+#: Header fields a fuzzed request drops, nests or (all but ``correlation``: a valid other id
+#: would come back instead of ``fuzz``) retypes.
+FUZZ_KEYS = ("correlation", "schema_version", "reply_to", "sample_rate", "options")
+JSON_LEAVES = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
+
+
+def _fuzz_frame(header: dict, audio: bytes, deep: tuple[str, int] | None = None) -> bytes:
+    """A request frame with :func:`header_json`'s header."""
+    head = header_json(header, deep)
+    return struct.pack(">I", len(head)) + head + audio
+
+
+@st.composite
+def fuzz_payloads(draw) -> bytes:
+    """Random bytes, or a frame whose header lost fields, got JSON of other types or a deeply
+    nested field, carrying a good WAV or random bytes."""
+    if draw(st.booleans()):
+        return draw(st.binary(max_size=3000))
+    header = make_header("fuzz", response_topic("dev-m", "tester"), RATE, {})
+    for key in draw(st.sets(st.sampled_from(FUZZ_KEYS))):
+        del header[key]
+    changes = st.dictionaries(st.sampled_from((*FUZZ_KEYS[1:], "extra")), JSON_LEAVES, max_size=2)
+    header |= draw(changes)
+    deep = draw(st.none() | st.tuples(st.sampled_from(FUZZ_KEYS), st.integers(800, 2000)))
+    audio = draw(st.just(_wav(TONE)) | st.binary(max_size=2000))
+    return _fuzz_frame(header, audio, deep)
+
+
+NO_OPTIONS = {k: v for k, v in make_header("fuzz", response_topic("dev-m", "tester"), RATE).items()
+              if k != "options"}  # fmt: skip
+
+
 @settings(
-    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(st.binary(max_size=3000))
-def test_random_payloads_are_answered(client, payload):
+@given(fuzz_payloads())
+@example(_fuzz_frame(NO_OPTIONS, _wav(TONE)))  # `options` is optional: answered
+@example(_fuzz_frame(NO_OPTIONS, _wav(TONE), deep=("options", 2000)))  # bad_json
+@example(_fuzz_frame(NO_OPTIONS, b"", deep=("extra", 1500)))
+def test_fuzzed_requests_get_a_specific_code_and_the_device_keeps_serving(client, speech, payload):
     answer = client.request_payload(payload, correlation="fuzz")
-    assert answer["error"]["code"] in set(ErrorCode)
+    assert answer["correlation"] == "fuzz"
+    if "error" in answer:
+        assert answer["error"]["code"] in set(ErrorCode) - {ErrorCode.INTERNAL}, answer
+    else:
+        assert answer["frames"] > 0
+    assert client.transcribe(*speech)["frames"] > 0
 
 
 def test_concurrent_clients_never_mix_answers(device_on_mosquitto, mosquitto, recognizer, speech):
@@ -189,7 +231,8 @@ def test_clean_stop_and_last_will_say_offline(recognizer, mosquitto):
     server = DeviceServer(recognizer, "dev-s", mosquitto.url).start()
     with DeviceClient(mosquitto.url, "dev-s", timeout_s=5) as dev:
         assert dev.status()["state"] == "online"
-        server._client.loop_stop()  # the device vanishes without DISCONNECT: the broker sends its will
+        # the device vanishes without DISCONNECT: the broker sends its will
+        server._client.loop_stop()
         server._client.socket().close()
         deadline = time.monotonic() + 10
         while dev.status(timeout_s=1)["state"] != "offline" and time.monotonic() < deadline:

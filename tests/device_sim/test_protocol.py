@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import struct
 import subprocess
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from device_sim import protocol
 from device_sim.protocol import (
     DEFAULT_LIMITS,
     SCHEMA_VERSION,
@@ -29,6 +31,8 @@ from device_sim.protocol import (
     response_topic,
     split_frame,
 )
+
+from .conftest import header_json
 
 REPLY = response_topic("dev", "alice")
 
@@ -91,8 +95,68 @@ def test_parse_header_refuses_with_distinct_code(head, code):
     assert e.value.code == code
 
 
-def test_error_codes_are_distinct():
-    assert len({c.value for c in ErrorCode}) == len(ErrorCode)
+def test_error_codes_are_distinct_and_aliases_are_refused():
+    # iterating an Enum skips aliases; __members__ lists them
+    assert len({c.value for c in ErrorCode.__members__.values()}) == len(ErrorCode.__members__)
+    # ErrorCode's own definition with one alias more must not define a class (@enum.unique)
+    source = inspect.getsource(ErrorCode) + '    ALIAS = "malformed_frame"\n'
+    with pytest.raises(ValueError, match="duplicate values found.*ALIAS -> MALFORMED_FRAME"):
+        exec(source, vars(protocol).copy())
+
+
+def test_header_without_options_reads_as_empty_options():
+    header = make_header("c1", REPLY, 16000)
+    del header["options"]
+    assert parse_header(json.dumps(header).encode(), expected_reply_to=REPLY)["options"] == {}
+
+
+@pytest.mark.parametrize("head", [b"[" * 4000, b'{"":' * 1000, b"[" * 2000 + b"]" * 2000])
+def test_deeply_nested_header_is_bad_json(head):
+    assert len(head) <= DEFAULT_LIMITS.max_header_bytes
+    with pytest.raises(ProtocolError) as e:
+        parse_header(head, expected_reply_to=REPLY)
+    assert e.value.code == ErrorCode.BAD_JSON
+    assert peek_correlation(struct.pack(">I", len(head)) + head) is None
+
+
+#: JSON values of every kind, a little nested.
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda kids: (
+        st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3)
+    ),
+    max_leaves=10,
+)
+HEADER_KEYS = ("schema_version", "correlation", "reply_to", "sample_rate", "options")
+HEADER_CODES = {
+    ErrorCode.BAD_JSON,
+    ErrorCode.UNSUPPORTED_SCHEMA,
+    ErrorCode.BAD_HEADER,
+    ErrorCode.BAD_REPLY_TOPIC,
+    ErrorCode.UNKNOWN_OPTION,
+    ErrorCode.BAD_OPTION,
+}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    drop=st.sets(st.sampled_from(HEADER_KEYS)),
+    changes=st.dictionaries(st.sampled_from((*HEADER_KEYS, "extra")), JSON_VALUES, max_size=3),
+    options=st.dictionaries(st.sampled_from(("top_k", "text", "beam")), JSON_VALUES, max_size=2),
+    deep=st.none() | st.tuples(st.sampled_from(HEADER_KEYS), st.integers(500, 2000)),
+)
+def test_mutated_headers_get_a_specific_code_or_parse(drop, changes, options, deep):
+    """Headers with fields dropped, retyped or nested ``deep`` lists down: each is refused with
+    a header code or parsed with its ``options`` as a dict."""
+    header = make_header("c1", REPLY, 16000, {}) | {"options": options} | changes
+    for key in drop:
+        header.pop(key, None)
+    try:
+        parsed = parse_header(header_json(header, deep), expected_reply_to=REPLY)
+    except ProtocolError as e:
+        assert e.code in HEADER_CODES
+    else:
+        assert isinstance(parsed["options"], dict) and set(parsed["options"]) <= {"top_k", "text"}
 
 
 @settings(max_examples=200, deadline=None)

@@ -4,7 +4,8 @@
 - adversarial regularization: lambda > 0 changes the trained weights against lambda = 0 with
   the same seed, the inference model's loss is logged per epoch, other voices as reference;
 - DP-SGD: batch norm becomes group norm (recorded, the checkpoint loads back bit-exact), a
-  finite epsilon at delta in ``model.json`` and the history, per-frame clipping active.
+  finite epsilon at delta = min(delta, 1/(10 n)) in ``model.json`` and the history with what
+  it covers, per-window clipping active; refused together with advreg.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from models.asr.config import resolve_config
+from models.asr.config import ConfigError, resolve_config
 from models.asr.defenses import reference_utterances, voice_defense
 from models.asr.recognizer import load_recognizer
 from models.asr.train import TrainingDataError, _FrameTrainer, _load_data, train_recognizer
@@ -69,6 +70,7 @@ def test_combinations_merge_training_overrides_and_take_the_serving_output():
         ("l2:lam=1", ValueError, "no parameter"),
         ("advreg:ref_fraction=0.5", ValueError, "does not apply to the voice path"),
         ("dropout:p=1.5", ValueError, r"\[0, 1\)"),
+        ("advreg+dpsgd", ValueError, "inference model is trained on the training records without"),
     ],
 )
 def test_unknown_or_unsupported_defenses_are_refused(spec, error, match):
@@ -135,6 +137,24 @@ def test_reference_utterances_from_the_manifest(tone_corpus, tmp_path):
     assert reference_utterances(manifest, {}) is None  # advreg off
 
 
+def test_advreg_with_dpsgd_is_refused_in_a_config_too():
+    with pytest.raises(ConfigError, match="inference model is trained on the training records"):
+        resolve_config({"training": {"advreg": {"lam": 1.0}, "dpsgd": {"enabled": True}}})
+    with pytest.raises(ConfigError, match=r"training.dpsgd.delta: must be in \(0, 1\)"):
+        resolve_config({"training": {"dpsgd": {"enabled": True, "delta": 1.0}}})
+
+
+@pytest.mark.parametrize("delta_max", [1e-5, 0.01, 1e-9])
+def test_dpsgd_delta_is_well_below_one_over_the_training_windows(tone_corpus, delta_max):
+    torch.set_num_threads(1)
+    cfg = _with(f"dpsgd:delta={delta_max}")
+    _, train, dev, _, cmvn, _, _, ref = _load_data(tone_corpus, cfg, 0, None, False)
+    trainer = _FrameTrainer(train, dev, cfg, 0, cmvn, ref)
+    n = len(trainer.frames)  # one record per training frame: its spliced window
+    assert n == sum(f.shape[0] for f in train.feats)
+    assert trainer.delta == min(delta_max, 1 / (10 * n)) and trainer.delta <= 0.1 / n
+
+
 def test_dpsgd_epsilon_group_norm_and_round_trip(tone_corpus, tmp_path):
     cfg = _with("dpsgd:noise_multiplier=1.0,max_grad_norm=1.0")
     rec, report, out = _train(tone_corpus, cfg, tmp_path, "dp")
@@ -142,8 +162,20 @@ def test_dpsgd_epsilon_group_norm_and_round_trip(tone_corpus, tmp_path):
     arch = doc["architecture"]
     assert arch["norm"] == "group" and arch["norm_groups"] == [32, 32]  # BatchNorm was fixed
     dp = doc["training"]["defenses"]["dpsgd"]
-    assert 0.0 < dp["epsilon"] < float("inf") and dp["delta"] == 1e-5 and dp["module_fixed"]
-    assert dp["steps"] > 0 and "frame" in dp["privacy_unit"]
+    assert 0.0 < dp["epsilon"] < float("inf") and dp["module_fixed"] and dp["steps"] > 0
+    n = doc["training"]["train_frames"]
+    assert dp["n_records"] == n and dp["delta"] == min(1e-5, 1 / (10 * n))
+    assert dp["delta_max"] == 1e-5 and dp["accountant"] == "rdp"
+    context = doc["config"]["features"]["context"]
+    assert dp["frames_per_window"] == 2 * context + 1 == 11
+    covers = dp["epsilon_covers"]
+    assert "per spliced training window of 11 frames (record-level)" in covers
+    assert "not per frame (a 10 ms frame is in up to 11 windows)" in covers
+    assert "not per speaker" in covers
+    not_covered = " | ".join(dp["not_covered"])
+    for item in ("CMVN statistics", "HMM state priors", "HMM transition probabilities",
+                 "phone bigram LM"):  # fmt: skip
+        assert item in not_covered
     eps = [e["epsilon"] for e in report["epochs"]]
     assert eps == sorted(eps) and eps[-1] == pytest.approx(dp["epsilon"])  # grows per epoch
     assert not any("_module" in k for k in _weights(out))  # the bare network is saved

@@ -1,6 +1,7 @@
 import pytest
 
 from models.privacy.registry import (
+    ADVREG_WITH_DPSGD,
     DEFENSES,
     STAGES,
     UnknownDefenseError,
@@ -84,7 +85,8 @@ def test_combinations_parse_part_by_part():
         ("l2+l2:weight_decay=0.1", "given twice"),
         ("none+dropout", "'none' cannot be combined"),
         ("topk:k=1+rounding", "at most one serving defense"),
-        ("advreg+dpsgd", "at most one of advreg, dpsgd, stacking"),
+        ("advreg+stacking", "at most one of advreg, dpsgd, stacking"),
+        ("dpsgd+stacking", "at most one of advreg, dpsgd, stacking"),
         ("dropout+", "empty defense"),
         ("dropout+mixup", "unknown defense 'mixup'"),
     ],
@@ -92,6 +94,14 @@ def test_combinations_parse_part_by_part():
 def test_bad_combinations_are_refused(text, message):
     with pytest.raises(ValueError, match=message):
         parse_defenses(text)
+
+
+@pytest.mark.parametrize("text", ["advreg+dpsgd", "dpsgd:noise_multiplier=2+advreg:lam=3"])
+def test_advreg_with_dpsgd_is_refused_because_its_inference_model_has_no_privacy(text):
+    with pytest.raises(ValueError) as err:
+        parse_defenses(text)
+    assert str(err.value) == f"cannot combine {text!r}: {ADVREG_WITH_DPSGD}"
+    assert "inference model is trained on the training records without privacy" in str(err.value)
 
 
 def test_split_serving_separates_the_trained_part_from_the_served_part():
