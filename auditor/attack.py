@@ -2,13 +2,16 @@
 
 Two attacks share the per-user vectors of :func:`auditor.features.user_features`:
 
-- :func:`make_forest_attack`: the reference paper's random forest, in a scikit-learn
-  ``Pipeline``; its member probability is the user's score.
+- :func:`make_forest_attack`: the random forest of the reference paper, "Membership Inference
+  Attack in IoT services" (Chu, Tsai and Tai), in a scikit-learn ``Pipeline``; its member
+  probability is the user's score.
 - :class:`CalibratedUserTest`: a likelihood-ratio test on one per-user score. On the shadow
   users it picks the feature that best separates IN from OUT (largest standardized mean
   gap), fits a Gaussian to each side, and for a new user reports the log likelihood ratio
-  ``log p(s | IN) - log p(s | OUT)`` and a one-sided p-value: the chance that an OUT user
-  scores at least as member-like (the null hypothesis is "not a member").
+  of the two Gaussians with their pooled variance (linear, hence monotone, in the score: a
+  more member-like score never ranks lower, which unequal variances would break) and a
+  one-sided p-value: the chance that an OUT user scores at least as member-like under the
+  OUT Gaussian (the null hypothesis is "not a member").
 """
 
 from __future__ import annotations
@@ -68,6 +71,8 @@ class CalibratedUserTest(ClassifierMixin, BaseEstimator):
         +1 if IN users score higher on it, -1 if lower.
     in_mean_, in_std_, out_mean_, out_std_ : float
         The fitted Gaussians (on ``direction_ * x``).
+    pooled_std_ : float
+        ``sqrt((in_std_**2 + out_std_**2) / 2)``: the common spread of the likelihood ratio.
     classes_ : ndarray of shape (2,)
 
     Examples
@@ -100,6 +105,7 @@ class CalibratedUserTest(ClassifierMixin, BaseEstimator):
         floor = self.min_std * pooled[self.score_index_]
         self.in_mean_, self.in_std_ = float(s_in.mean()), float(max(s_in.std(), floor))
         self.out_mean_, self.out_std_ = float(s_out.mean()), float(max(s_out.std(), floor))
+        self.pooled_std_ = float(np.sqrt((self.in_std_**2 + self.out_std_**2) / 2.0))
         return self
 
     def score_of(self, X) -> np.ndarray:
@@ -109,10 +115,15 @@ class CalibratedUserTest(ClassifierMixin, BaseEstimator):
         return self.direction_ * X[:, self.score_index_]  # (n,)
 
     def log_likelihood_ratio(self, X) -> np.ndarray:
-        """``log p(score | IN) - log p(score | OUT)`` per user, shape (n,)."""
+        """``log p(score | IN) - log p(score | OUT)`` per user with the pooled variance, shape (n,).
+
+        Equal variances make it linear in the score, increasing (``in_mean_ >= out_mean_``), so
+        it ranks users as the score does; per-side variances would rank an extreme member (far
+        beyond a narrow IN Gaussian) below a typical non-member.
+        """
         s = self.score_of(X)
-        return norm.logpdf(s, self.in_mean_, self.in_std_) - norm.logpdf(
-            s, self.out_mean_, self.out_std_
+        return (self.in_mean_ - self.out_mean_) / self.pooled_std_**2 * (
+            s - (self.in_mean_ + self.out_mean_) / 2.0
         )
 
     def p_value(self, X) -> np.ndarray:

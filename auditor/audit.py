@@ -6,19 +6,23 @@ shadow in-process (recorded, resumable: :mod:`auditor.query`), compute per-utter
 per-user features (:mod:`auditor.features`), fit the random forest and the calibrated test
 on shadow users (:mod:`auditor.attack`), score the audited users and write ``metrics.json``,
 ``users.json`` and ``calibration.json`` into the run directory (rendered by
-:mod:`auditor.reports`).
+:mod:`auditor.reports`). The shadows' answers are seen through the output policy the device
+declares (its status and its answers' ``output``), so the attacks learn from the view of a
+model the device gives.
 
 Two conditions are audited whenever the target's ``data.json`` is known (it is the ground
-truth only the evaluation uses): ``seen`` (a member's audios are ones the model trained on)
-and ``unseen`` (held-out audios of a member speaker: the user-level question). Non-members'
-audios are the same in both. Shadows are used the same way with their own ``data.json``.
+truth only the evaluation uses, and the member labels are checked against its speakers):
+``seen`` (a member's audios are ones the model trained on) and ``unseen`` (held-out audios of a
+member speaker: the user-level question). Non-members' audios are the same in both. Shadows are
+used the same way with their own ``data.json``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +33,7 @@ from auditor.features import FeatureError, user_feature_names, user_features, ut
 from auditor.metrics import fpr_key, membership_metrics
 from auditor.query import QueryResult, query_device, query_recognizer
 from auditor.shadow import ShadowModel
+from device_sim.hardening import OutputPolicy, parse_output_policy
 from models.asr.recognizer import load_recognizer
 from models.manifest import Utterance, read_manifest
 
@@ -37,10 +42,71 @@ log = logging.getLogger(__name__)
 #: Attack names in ``metrics.json``.
 ATTACKS = ("random_forest", "calibrated_test")
 QUERY_RECORD_NAME = "queries.jsonl"
+#: What the ``ci95`` intervals of ``metrics.json`` cover (``ci95_scope`` there).
+CI95_SCOPE = (
+    "95% intervals: bootstrap over the evaluated users only (members and non-members "
+    "resampled separately); the target and the shadows are trained once, so the variation "
+    "between training runs is not in them"
+)
 
 
 class AuditError(ValueError):
     """Audited users or settings that cannot be audited (the message says which and why)."""
+
+
+def device_output_policy(answers: Iterable[dict], status: dict | None) -> OutputPolicy:
+    """The output policy a device declares: its status's ``output`` and each answer's.
+
+    An answer that declares none counts as ``full``. Raises :class:`AuditError` when the
+    declarations disagree (the answers came from differently hardened devices), when one names
+    a policy that is not known, or when there is none (no answer and no online status).
+
+    Examples
+    --------
+    >>> device_output_policy([{"output": "rounded:1"}], {"output": "rounded:1"}).spec
+    'rounded:1'
+    """
+    declared = Counter(str(a.get("output", "full")) for a in answers)
+    said = None if status is None else status.get("output")
+    specs = set(declared) | ({str(said)} if said is not None else set())
+    if not specs:
+        raise AuditError("the device declared no output policy: no answers and no online status")
+    if len(specs) > 1:
+        counts = ", ".join(f"{k!r} ({n})" for k, n in sorted(declared.items()))
+        raise AuditError(
+            f"the device's output policy is ambiguous: answers declare {counts or 'none'}, its "
+            f"status {said!r}; audit into a fresh run directory (the query record holds answers "
+            "of a differently hardened device)"
+        )
+    (spec,) = specs
+    try:
+        return parse_output_policy(spec)
+    except ValueError as e:
+        raise AuditError(f"the device declares an unknown output policy: {e}") from e
+
+
+def check_member_labels(
+    members: Sequence[str],
+    nonmembers: Sequence[str],
+    target_data: dict,
+    utterances: Iterable[Utterance],
+) -> None:
+    """Refuse member labels that the target's ``data.json`` contradicts.
+
+    The target's training speakers are its ``speakers`` plus the speakers (in ``utterances``,
+    the manifest) of its ``train``, ``dev`` and ``heldout`` utterances. Members must all be
+    among them and non-members none; :class:`AuditError` names the offending speakers.
+    """
+    ids = {x for key in ("train", "dev", "heldout") for x in target_data.get(key, [])}
+    trained = set(target_data.get("speakers", [])) | {u.speaker for u in utterances
+                                                      if u.utt_id in ids}
+    problems = []
+    if missing := sorted(set(members) - trained):
+        problems.append(f"members the target was not trained on: {', '.join(missing)}")
+    if overlap := sorted(set(nonmembers) & trained):
+        problems.append(f"non-members the target was trained on: {', '.join(overlap)}")
+    if problems:
+        raise AuditError("user labels contradict the target's data record: " + "; ".join(problems))
 
 
 def select_audios(
@@ -176,7 +242,6 @@ def audit_users(
     n_bootstrap: int = 1000,
     seed: int = 0,
     progress: bool = True,
-    shadow_view: Callable[[dict], dict] | None = None,
 ) -> dict:
     """Audit users of a device and write ``metrics.json``, ``users.json``, ``calibration.json``.
 
@@ -187,21 +252,22 @@ def audit_users(
     members, nonmembers : the audited users, with their true status (for evaluation).
     shadows : trained shadow models (their speakers must not be audited users).
     broker, device_id : where the device answers (``mqtt://HOST:PORT``).
-    target_data : the target's ``data.json`` (seen / held-out audios of its speakers);
-        ``None`` audits one condition ``any``.
+    target_data : the target's ``data.json`` (seen / held-out audios of its speakers; the
+        member labels must agree with its speakers, see :func:`check_member_labels`);
+        ``None`` audits one condition ``any`` and cannot check the labels.
     audios_per_user : K of the main setting (per-user verdicts, the headline metrics).
     users_sweep, audios_sweep : rows of the sweep tables (settings the data cannot support
         are left out and listed under ``sweep_skipped``).
     budget, timeout_s, retries, client_id : device querying (see :func:`query_device`).
     n_estimators : trees of the forest.
-    n_bootstrap : resamples for the 95% intervals.
+    n_bootstrap : resamples for the 95% intervals (over the evaluated users only: see
+        :data:`CI95_SCOPE`).
     seed : audio order, forest, user subsets, bootstrap.
     progress : progress bars.
-    shadow_view : what the device reveals of an answer (its output hardening, e.g.
-        ``device_sim.hardening.parse_output_policy("rounded:1").apply``), applied to the
-        shadows' in-process answers so the attacks learn from the same view of a model as the
-        device gives; ``None`` keeps them whole (a device serving ``full``). The device's
-        declared ``output`` is recorded in ``metrics.json`` (``device_output``).
+
+    The device's output policy (:func:`device_output_policy`) is applied to the shadows'
+    in-process answers, so the attacks learn from the view of a model the device gives; it is
+    recorded in ``metrics.json`` (``device_output``).
 
     Returns
     -------
@@ -214,7 +280,8 @@ def audit_users(
         raise AuditError("need at least one member and one non-member user to audit")
     audited = set(members) | set(nonmembers)
     if set(members) & set(nonmembers):
-        raise AuditError(f"users both member and non-member: {sorted(set(members) & set(nonmembers))}")
+        both = sorted(set(members) & set(nonmembers))
+        raise AuditError(f"users both member and non-member: {both}")
     for s in shadows:
         clash = audited & (set(s.speakers_in) | set(s.speakers_out))
         if clash:
@@ -222,6 +289,8 @@ def audit_users(
     max_k = max([audios_per_user, *audios_sweep])
     shadow_speakers = sorted({x for s in shadows for x in (*s.speakers_in, *s.speakers_out)})
     utts = read_manifest(manifest, sorted(audited | set(shadow_speakers)))
+    if target_data is not None:
+        check_member_labels(members, nonmembers, target_data, utts)
     record = run_dir / QUERY_RECORD_NAME
     failures: list[dict] = []
 
@@ -236,6 +305,7 @@ def audit_users(
         log.warning("device querying stopped early: %s", target_q.stopped)
     failures += [{"model": "target", "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
                  for k, e in target_q.errors.items()]
+    policy = device_output_policy(target_q.answers.values(), target_q.status)
     target_feats = _features_of(chosen, target_q, "target", failures)
     conditions = list(chosen)
 
@@ -245,11 +315,12 @@ def audit_users(
         if target_data is None:
             s_chosen = {"any": s_chosen["seen"]}  # the OUT side is the same; IN: trained audios
         s_ask = {u.utt_id: u for users in s_chosen.values() for us in users.values() for u in us}
-        res = query_recognizer(load_recognizer(s.path), sorted(s_ask.values(), key=lambda u: u.utt_id),
-                               record, model=f"{s.name}@{s.path.name}", progress=progress)
+        res = query_recognizer(load_recognizer(s.path),
+                               sorted(s_ask.values(), key=lambda u: u.utt_id), record,
+                               model=f"{s.name}@{s.path.name}", progress=progress)
         failures += [{"model": s.name, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
                      for k, e in res.errors.items()]
-        shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures, shadow_view)))
+        shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures, policy.apply)))
 
     names = user_feature_names()
     attacks: dict[str, dict] = {}
@@ -275,7 +346,8 @@ def audit_users(
             kept_n = [s for s in kept if s not in set(members)]
             if not kept_m or not kept_n:
                 sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason":
-                                      f"{len(kept_m)} members / {len(kept_n)} non-members have {k} audios"})
+                                      f"{len(kept_m)} members / {len(kept_n)} non-members "
+                                      f"have {k} audios"})
                 continue
             forest = make_forest_attack(n_estimators, random_state=seed).fit(X_sh, y_sh)
             test = CalibratedUserTest(feature_names=names).fit(X_sh, y_sh)
@@ -290,11 +362,12 @@ def audit_users(
                                           "reason": f"only {len(kept_m)} members / {len(kept_n)} "
                                           "non-members available"})
                     continue
-                subset = kept if n_users == len(kept) else _balanced_subset(kept_m, kept_n, n_users, seed)
+                subset = (kept if n_users == len(kept)
+                          else _balanced_subset(kept_m, kept_n, n_users, seed))
                 idx = [index[s] for s in subset]
                 y = np.array([1 if s in set(members) else 0 for s in subset])
                 for attack in ATTACKS:
-                    # 1% and 0.1% as DESIGN.md asks, and 1/N: the lowest FPR N non-members measure
+                    # 1%, 0.1% and 1/N (the lowest FPR that N non-members can measure)
                     fprs = (0.01, 0.001, 1.0 / int((y == 0).sum()))
                     m = membership_metrics(y, scores[attack][idx], threshold=thresholds[attack],
                                            fprs=fprs, n_bootstrap=n_bootstrap, seed=seed)
@@ -302,7 +375,8 @@ def audit_users(
                     if n_users == len(kept) and k == audios_per_user:
                         attacks[f"{cond}/{attack}"] = m
                     rows.append({"condition": cond, "attack": attack, "users": len(subset),
-                                 "audios_per_user": k} | {key: v for key, v in m.items() if key != "roc"})
+                                 "audios_per_user": k}
+                                | {key: v for key, v in m.items() if key != "roc"})
             if k != audios_per_user:
                 continue
             s_sh = test.score_of(X_sh)
@@ -334,7 +408,7 @@ def audit_users(
     doc = {
         "seed": seed,
         "device_id": device_id,
-        "device_output": sorted({str(a.get("output", "full")) for a in target_q.answers.values()}),
+        "device_output": policy.spec,
         "audios_per_user": audios_per_user,
         "conditions": conditions,
         "n_members": len(members),
@@ -343,6 +417,7 @@ def audit_users(
                      "out": len(s.speakers_out)} for s in shadows],
         "attacks": attacks,
         "rows": rows,
+        "ci95_scope": CI95_SCOPE,
         "queries": {"sent": target_q.sent, "reused": target_q.reused,
                     "answered": len(target_q.answers), "failed": len(target_q.errors),
                     "seconds": target_q.seconds,

@@ -78,10 +78,12 @@ def _read_users(path: str) -> tuple[list[str], list[str]]:
 @click.option("--users", "users_file", required=True, type=click.Path(exists=True, dir_okay=False),
               help='JSON {"members": [...], "nonmembers": [...]}: the audited users.')
 @click.option("--manifest", required=True, type=click.Path(exists=True))
-@click.option("--shadows", "shadow_dir", required=True, type=click.Path(exists=True, file_okay=False),
+@click.option("--shadows", "shadow_dir", required=True,
+              type=click.Path(exists=True, file_okay=False),
               help="Folder of trained shadows (auditor shadow --out).")
 @click.option("--target-data", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The target's data.json: audits the seen and unseen conditions.")
+              help="The target's data.json: audits the seen and unseen conditions and checks "
+              "the users' labels against its speakers.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--audios-per-user", type=int, default=5, show_default=True)
 @click.option("--users-sweep", default="25,50,100", show_default=True, callback=_int_list)
@@ -98,7 +100,9 @@ def audit(device_id, broker, users_file, manifest, shadow_dir, target_data, out,
           n_bootstrap, seed):
     """Audit users of a device over MQTT; writes metrics.json and the reports into --out.
 
-    Rerunning with the same --out resumes: answered queries are read from queries.jsonl.
+    The shadows' answers are seen through the output policy the device declares (a hardened
+    device's view). Rerunning with the same --out resumes: answered queries are read from
+    queries.jsonl.
     """
     from auditor.audit import AuditError, audit_users
     from auditor.config import prepare_run_dir

@@ -146,7 +146,6 @@ def run_user_audit(
     manifest: Path | None = None,
     splits_path: Path | None = None,
     models_dir: Path | None = None,
-    shadow_view=None,
     reports: bool = True,
 ) -> dict:
     """The whole pipeline for one config (``demo.yaml``'s sections); see the module docstring.
@@ -156,8 +155,9 @@ def run_user_audit(
     ``manifest`` (a prepared corpus: no corpus stage), ``splits_path`` (an existing splits
     file, read instead of drawn) and ``models_dir`` (the model cache: a target or shadow whose
     recipe, speakers and seed did not change is reused). ``cfg["device"]["output"]`` (default
-    ``full``) hardens the device's answers and ``shadow_view`` gives the shadows' answers the
-    same view (see :func:`auditor.audit.audit_users`). ``reports=False`` skips the HTML.
+    ``full``) hardens the device's answers; the audit sees the shadows' answers through the
+    policy the device declares (see :func:`auditor.audit.audit_users`). ``reports=False`` skips
+    the HTML.
     Returns ``metrics.json``'s document plus ``stages`` (seconds per stage).
     """
     from auditor.audit import audit_users
@@ -215,7 +215,7 @@ def run_user_audit(
             audios_per_user=au["audios_per_user"], users_sweep=au["users_sweep"],
             audios_sweep=au["audios_sweep"], n_estimators=au["n_estimators"],
             n_bootstrap=au["n_bootstrap"], timeout_s=au["timeout_s"], retries=au["retries"],
-            seed=seed, shadow_view=shadow_view,
+            seed=seed,
         )
         stages["audit"] = time.perf_counter() - t
     t = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Membership features from black-box recognizer answers (DESIGN.md, "Auditor").
+"""Membership features from black-box recognizer answers.
 
 One answer of the device (or of a shadow recognizer, queried in-process with the same record
 format, see :mod:`auditor.query`) plus the reference phones of what was said give the

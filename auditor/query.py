@@ -42,6 +42,8 @@ class QueryResult:
     reused : utterances answered from the record without querying.
     seconds : wall time of the queries sent in this pass.
     stopped : why the pass stopped early (budget, device offline), else ``None``.
+    status : the device's retained status message read at the start of the pass (model id,
+        output policy, ...); ``None`` for an in-process shadow or when none arrived.
     """
 
     answers: dict[str, dict] = field(default_factory=dict)
@@ -50,6 +52,7 @@ class QueryResult:
     reused: int = 0
     seconds: float = 0.0
     stopped: str | None = None
+    status: dict | None = None
 
     @property
     def queries_per_second(self) -> float:
@@ -206,9 +209,10 @@ def query_device(
     Returns
     -------
     QueryResult
-        Recorded answers are reused only if the device (its retained status) still serves the
-        model that gave them; ``ConnectionError`` if the broker cannot be reached. Stops early (``stopped`` says why) when the budget is spent or
-        :data:`OFFLINE_AFTER_TIMEOUTS` queries in a row time out.
+        With the device's retained status. Recorded answers are reused only if the device (its
+        status) still serves the model that gave them, under the same output policy;
+        ``ConnectionError`` if the broker cannot be reached. Stops early (``stopped`` says why)
+        when the budget is spent or :data:`OFFLINE_AFTER_TIMEOUTS` queries in a row time out.
     """
     from device_sim.protocol import DeviceClient, DeviceError, DeviceTimeout
 
@@ -231,40 +235,35 @@ def query_device(
         except ConnectionError as e:
             raise _QueryFailure("connection", str(e)) from e
 
-    connected: list = []
-    current: list = []
-
-    def connect() -> None:
-        if not connected:
-            try:
-                connected.append(client.connect())
-            except (ConnectionError, OSError) as e:
-                raise ConnectionError(f"cannot reach device {device_id!r} at {broker}: {e}") from e
-
-    def same_model(rec: dict) -> bool:
-        """A recorded answer counts only if the device still serves the model that gave it."""
-        if "answer" not in rec:
-            return True
-        if not current:
-            connect()
-            status = client.status(timeout_s=5.0) or {}
-            current.append(status.get("model_id"))
-        if current[0] is not None and rec["answer"].get("model_id") not in (None, current[0]):
-            log.warning("%s: recorded answer came from model %s, device now serves %s: asking again",
-                        rec["utt_id"], rec["answer"].get("model_id"), current[0])
-            return False
-        return True
-
-    def ask(chunk: list[Utterance]) -> list:
-        connect()
-        return [_outcome(ask_one, u) for u in chunk]
-
     try:
-        return _run(ask, utterances, record, f"device:{device_id}", budget=budget,
-                    progress=progress, stop_on_offline=True, still_valid=same_model)
+        client.connect()
+    except (ConnectionError, OSError) as e:
+        raise ConnectionError(f"cannot reach device {device_id!r} at {broker}: {e}") from e
+    try:
+        status = client.status(timeout_s=5.0)
+        now = status or {}
+
+        def same_view(rec: dict) -> bool:
+            """A recorded answer counts only if the device still serves the model that gave it,
+            with the same output policy."""
+            answer = rec.get("answer")
+            if answer is None:
+                return True
+            had = {"model_id": answer.get("model_id"), "output": answer.get("output", "full")}
+            for key, value in had.items():
+                if value is not None and now.get(key) not in (None, value):
+                    log.warning("%s: recorded answer has %s %s, the device now %s: asking again",
+                                rec["utt_id"], key, value, now[key])
+                    return False
+            return True
+
+        result = _run(lambda chunk: [_outcome(ask_one, u) for u in chunk], utterances, record,
+                      f"device:{device_id}", budget=budget, progress=progress,
+                      stop_on_offline=True, still_valid=same_view)
     finally:
-        if connected:
-            client.close()
+        client.close()
+    result.status = status
+    return result
 
 
 def query_recognizer(

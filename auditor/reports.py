@@ -3,10 +3,10 @@
 Reads what :func:`auditor.audit.audit_users` wrote into a run directory (``metrics.json``,
 ``users.json``, ``calibration.json``) and writes ``report/summary.html`` (the reference
 paper's table, users / accuracy / precision / recall, plus AUC and TPR at 1% FPR with 95%
-intervals, and linear and log-log ROC curves) and ``report/users/<user>.{json,html,png}``
-(verdict, scores, p-value, the audios used with their per-audio evidence, and where the user's
-score falls among the shadow models' IN and OUT users). Templates live in
-``auditor/templates``; plots are matplotlib PNGs.
+intervals bootstrapped over the evaluated users, and linear and log-log ROC curves) and
+``report/users/<user>.{json,html,png}`` (verdict, scores, p-value, the audios used with their
+per-audio evidence, and where the user's score falls among the shadow models' IN and OUT
+users). Templates live in ``auditor/templates``; plots are matplotlib PNGs.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from auditor.plots import save_roc_plots  # noqa: E402
 TEMPLATES = Path(__file__).with_name("templates")
 REPORT_DIR_NAME = "report"
 DEFENSES_JSON_NAME = "defenses.json"
+#: How every 95% interval is labelled: a bootstrap over the evaluated users, not training runs.
+CI_LABEL = "95% CI over users"
 EVIDENCE_COLUMNS = ("per", "subs", "ins", "dels", "log_like_per_frame", "mean_confidence",
                     "min_confidence", "frames")
 
@@ -82,7 +84,7 @@ def format_table(metrics: dict, condition: str, attack: str = "random_forest") -
     """The reference paper's table (users, accuracy, precision, recall) plus AUC, TPR@1%FPR."""
     lines = [f"{condition} audios, {attack}, {metrics['audios_per_user']} audios per user",
              f"{'Users':>6} {'Accuracy':>9} {'Precision':>9} {'Recall':>7} {'AUC':>6}  "
-             "TPR@1%FPR | TPR at FPR 1/N"]
+             f"TPR@1%FPR | TPR at FPR 1/N  [{CI_LABEL}]"]
     for r in paper_table_rows(metrics, condition, attack, "users"):
         lines.append(f"{r['users']:>6} {r['accuracy']:>9.2f} {r['precision']:>9.2f} "
                      f"{r['recall']:>7.2f} {r['auc']:>6.3f}  {_tpr1(r)} | {_tpr_lowest(r)}")
@@ -91,10 +93,11 @@ def format_table(metrics: dict, condition: str, attack: str = "random_forest") -
 
 def _html_table(rows: list[dict], vary: str, label: str) -> str:
     head = (f"<tr><th>{label}</th><th>Accuracy</th><th>Precision</th><th>Recall</th>"
-            "<th>F1</th><th>AUC [95% CI]</th><th>TPR@1%FPR [95% CI]</th>"
-            "<th>TPR at FPR 1/N [95% CI]</th></tr>")
+            f"<th>F1</th><th>AUC [{CI_LABEL}]</th><th>TPR@1%FPR [{CI_LABEL}]</th>"
+            f"<th>TPR at FPR 1/N [{CI_LABEL}]</th></tr>")
     body = "".join(
-        f"<tr><td>{r[vary]}</td><td>{_with_ci(r, 'accuracy')}</td><td>{_with_ci(r, 'precision')}</td>"
+        f"<tr><td>{r[vary]}</td><td>{_with_ci(r, 'accuracy')}</td>"
+        f"<td>{_with_ci(r, 'precision')}</td>"
         f"<td>{_with_ci(r, 'recall')}</td><td>{fmt(r['f1'])}</td><td>{_with_ci(r, 'auc')}</td>"
         f"<td>{html.escape(_tpr1(r))}</td><td>{html.escape(_tpr_lowest(r))}</td></tr>"
         for r in rows
@@ -157,17 +160,20 @@ def _defense_section(run_dir: Path, out: Path) -> str:
     img = ""
     if doc.get("plot") and (run_dir / doc["plot"]).is_file():
         shutil.copyfile(run_dir / doc["plot"], out / Path(doc["plot"]).name)
-        img = f'<img class="wide" src="{html.escape(Path(doc["plot"]).name)}" alt="privacy-utility plot">'
+        name = html.escape(Path(doc["plot"]).name)
+        img = f'<img class="wide" src="{name}" alt="privacy-utility plot">'
     n = doc.get("n_nonmembers")
     head = ("<tr><th>setting</th><th>stage</th><th>PER on unseen speakers</th><th>PER change</th>"
-            + "".join(f"<th>{c} AUC (random forest) [95% CI]</th><th>{c} AUC (calibrated)</th>"
+            + "".join(f"<th>{c} AUC (random forest) [{CI_LABEL}]</th><th>{c} AUC (calibrated)</th>"
                       f"<th>{c} TPR at FPR 1/{n}</th>" for c in ("seen", "unseen"))
             + "<th>training time ratio</th><th>epsilon (delta 1e-5, per frame)</th></tr>")
 
     def cells(attacks: dict, cond: str) -> str:
-        rf, cal = attacks.get(f"{cond}/random_forest") or {}, attacks.get(f"{cond}/calibrated_test") or {}
+        rf = attacks.get(f"{cond}/random_forest") or {}
+        cal = attacks.get(f"{cond}/calibrated_test") or {}
+        tpr = html.escape(_tpr1(rf, rf["lowest_fpr"])) if rf.get("lowest_fpr") else "n/a"
         return (f"<td>{_with_ci(rf, 'auc') if rf else 'n/a'}</td><td>{fmt(cal.get('auc'))}</td>"
-                f"<td>{html.escape(_tpr1(rf, rf['lowest_fpr'])) if rf.get('lowest_fpr') else 'n/a'}</td>")
+                f"<td>{tpr}</td>")
 
     body = "".join(
         f"<tr><td>{html.escape(st['setting'])}</td><td>{st['stage']}</td>"
@@ -219,9 +225,12 @@ def write_reports(run_dir: str | Path) -> Path:
         )
         notes = "".join(f"<p class='note'>{html.escape(m['tpr_at_fpr_note'])}</p>"
                         for m in list(curves.values())[:1] if m.get("tpr_at_fpr_note"))
+        if metrics.get("ci95_scope"):
+            notes += f"<p class='note'>{html.escape(metrics['ci95_scope'])}.</p>"
         sections.append(
             f"<h2>{html.escape(cond)} audios</h2>{tables}{notes}"
-            + "".join(f'<img src="{p.name}" alt="ROC {scale} {cond}">' for scale, p in plots.items())
+            + "".join(f'<img src="{p.name}" alt="ROC {scale} {cond}">'
+                      for scale, p in plots.items())
         )
     conds = metrics["conditions"]
     user_rows = []
@@ -231,7 +240,8 @@ def write_reports(run_dir: str | Path) -> Path:
         (out / "users" / f"{user['speaker']}.html").write_text(
             _user_page(user, f"{user['speaker']}.png"))
         cells = "".join(
-            f"<td>{user['conditions'][c]['verdict']} (p={user['conditions'][c]['p_value']:.2g})</td>"
+            f"<td>{user['conditions'][c]['verdict']} "
+            f"(p={user['conditions'][c]['p_value']:.2g})</td>"
             if c in user["conditions"] else "<td>not audited</td>" for c in conds
         )
         user_rows.append(
@@ -241,7 +251,8 @@ def write_reports(run_dir: str | Path) -> Path:
         )
     problems = ""
     if metrics["skipped_users"] or metrics["failures"] or metrics["queries"]["stopped"]:
-        items = [f"{p['condition']}: {p['speaker']}: {p['reason']}" for p in metrics["skipped_users"]]
+        items = [f"{p['condition']}: {p['speaker']}: {p['reason']}"
+                 for p in metrics["skipped_users"]]
         items += [f"{f['model']}: {f['utt_id']}: {f['reason']}" for f in metrics["failures"]]
         if metrics["queries"]["stopped"]:
             items.append(f"querying stopped: {metrics['queries']['stopped']}")

@@ -96,7 +96,9 @@ def cache_key(config: dict, speakers: Sequence[str], seed: int, manifest: str | 
     return h.hexdigest()[:16]
 
 
-def train_model_job(manifest: str, speakers: list[str], config: dict, seed: int, out_dir: str) -> str:
+def train_model_job(
+    manifest: str, speakers: list[str], config: dict, seed: int, out_dir: str
+) -> str:
     """Executor job: train one recognizer on ``speakers`` into ``out_dir`` (atomic rename).
 
     A config whose adversarial regularization takes its reference frames from other speakers

@@ -1,4 +1,5 @@
-"""Reproduce Table 3 of the reference paper: the user-level audit of a speech recognizer.
+"""Table 3 of the reference paper, "Membership Inference Attack in IoT services" (Chu, Tsai and
+Tai): the user-level audit of a speech recognizer.
 
     python recipes/timit_user_audit/run.py [--corpus TIMIT_ROOT] [--quick] [--out DIR]
         [--config YAML] [--seed N] [--key=value ...]

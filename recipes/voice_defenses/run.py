@@ -1,4 +1,4 @@
-"""Issue 7, voice path: defenses against the user-level audit and their cost in PER.
+"""Voice path: defenses against the user-level audit and their cost in PER.
 
     python recipes/voice_defenses/run.py [--quick] [--out DIR] [--config YAML] [--seed N]
         [--key=value ...]
@@ -11,7 +11,8 @@ defense, 2 shadows trained with the same recipe, the device serving it over MQTT
 ones, reused from the model cache), both audit conditions. Then it scores PER on unseen
 speakers (every utterance of the audit's non-member speakers) and writes into the run
 directory: ``config.yaml`` (resolved, with the seed), ``splits.json``, ``metrics.json`` (a
-row per setting, condition and attack, with PER, training time ratio and epsilon),
+row per setting, condition and attack, with PER, training time ratio and epsilon; its 95%
+intervals are bootstrapped over the evaluated users, not over training runs),
 ``table.md``, ``privacy_utility.png``, and the undefended audit's HTML summary with the
 defense table and plot (``settings/none/report/summary.html``).
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import click
 
+from auditor.audit import CI95_SCOPE
 from auditor.config import (
     apply_overrides,
     apply_section,
@@ -35,6 +37,7 @@ from auditor.config import (
     save_metrics,
 )
 from auditor.demo import prepare_audit_corpus, run_user_audit
+from auditor.reports import CI_LABEL
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")
@@ -115,7 +118,6 @@ def _attack_row(metrics: dict, cond: str, attack: str) -> dict:
 def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0) -> dict:
     """Run every defense setting of ``config`` into ``out``; returns ``metrics.json``'s document."""
     from auditor.corpora.split import make_splits
-    from device_sim.hardening import parse_output_policy
     from models.asr.defenses import voice_defense
     from models.manifest import read_manifest
     from models.splits import read_splits
@@ -141,7 +143,6 @@ def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0) -> dict:
     for spec, defense in zip(specs, defenses, strict=True):
         print(f"\n[defenses] === {spec} ({defense.stage}) ===", flush=True)
         t = time.perf_counter()
-        view = None if defense.output == "full" else parse_output_policy(defense.output).apply
         metrics = run_user_audit(
             _setting_config(config, defense, reference),
             run_dir / "settings" / slug(spec),
@@ -149,7 +150,6 @@ def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0) -> dict:
             manifest=manifest,
             splits_path=splits_path,
             models_dir=models_dir,
-            shadow_view=view,
             reports=False,
         )
         target = Path(metrics["target_dir"])
@@ -227,6 +227,7 @@ def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0) -> dict:
         "rows": rows,
         "settings": settings,
         "best_tradeoff": best,
+        "ci95_scope": CI95_SCOPE,
         "notes": NOTES,
         "wall_seconds": time.perf_counter() - started,
     }
@@ -253,6 +254,7 @@ NOTES = [
     "sees the same hardened view of its shadows. The audit asks for no per-frame top-k "
     "posteriors, so topk:K leaves its view unchanged.",
     "PER on unseen speakers: every utterance of the audit's non-member speakers, 39-phone folding.",
+    CI95_SCOPE + ".",
     "Training time ratio: mini-batch seconds of the target and its 2 shadows against the "
     "undefended ones in the same run (feature loading and decoding excluded).",
 ]
@@ -263,24 +265,26 @@ def _tpr_low(m: dict) -> float | None:
     return None if key is None else m["tpr_at_fpr"].get(key)
 
 
-def closest_to_chance(settings: list[dict], attack: str = "random_forest") -> dict:
+def closest_to_chance(settings: list[dict]) -> dict:
     """The setting whose unseen-audio audit AUC is closest to 0.5, ties broken by PER increase.
 
     Distance to chance is ``|AUC - 0.5|`` of the stronger of the two attacks (an attacker
-    picks the better one); the undefended setting is excluded.
+    picks the better one; ``attack`` names it), compared at 3 decimals. The undefended setting
+    and settings whose unseen audios could not be audited are left out; ``{}`` if none is left.
     """
 
-    def distance(s: dict) -> float:
-        aucs = [s["attacks"][f"unseen/{a}"].get("auc") for a in ATTACKS]
-        return max(abs(a - 0.5) for a in aucs if a is not None)
+    def strongest(s: dict) -> tuple[float, str] | None:
+        aucs = [(a, s["attacks"][f"unseen/{a}"].get("auc")) for a in ATTACKS]
+        return max(((abs(auc - 0.5), a) for a, auc in aucs if auc is not None), default=None)
 
-    candidates = [s for s in settings if s["setting"] != "none"]
-    if not candidates:
+    scored = [(strongest(s), s) for s in settings if s["setting"] != "none"]
+    scored = [(d, s) for d, s in scored if d is not None]
+    if not scored:
         return {}
-    best = min(candidates, key=lambda s: (round(distance(s), 3), s["per_increase"]))
+    (distance, attack), best = min(scored, key=lambda x: (round(x[0][0], 3), x[1]["per_increase"]))
     return {
         "setting": best["setting"],
-        "unseen_auc_distance_to_chance": distance(best),
+        "unseen_auc_distance_to_chance": distance,
         "per_increase": best["per_increase"],
         "attack": attack,
     }
@@ -291,7 +295,8 @@ def format_defense_table(doc: dict) -> str:
     n = doc["n_nonmembers"]
     head = (
         "| setting | PER unseen spk | dPER | seen AUC RF | seen AUC cal | seen TPR@1/N RF "
-        "| unseen AUC RF [95% CI] | unseen AUC cal | unseen TPR@1/N RF | train time x | eps (delta 1e-5, per frame) |"
+        f"| unseen AUC RF [{CI_LABEL}] | unseen AUC cal | unseen TPR@1/N RF | train time x "
+        "| eps (delta 1e-5, per frame) |"
     )
     lines = [head, "|" + "---|" * 11]
 
@@ -319,7 +324,8 @@ def format_defense_table(doc: dict) -> str:
     lines.append(
         f"{doc['n_members']} member and {n} non-member users; TPR@1/N is the TPR at FPR "
         f"1/{n} = {1 / n:.3f}, the lowest FPR {n} non-members can measure (1% is not "
-        "measurable). RF = random forest, cal = calibrated likelihood-ratio test."
+        "measurable). RF = random forest, cal = calibrated likelihood-ratio test. "
+        + CI95_SCOPE + "."
     )
     b = doc.get("best_tradeoff") or {}
     if b:

@@ -4,7 +4,8 @@ Everything is real but minute: the shared 4-speaker ``tiny_synth_corpus`` is spl
 member, one non-member and a 2-speaker shadow pool; the target and two shadows are trained
 with the project's recipe for one epoch of a 32-unit MLP; the device serves the target over
 the embedded amqtt broker. The audit's figures are meaningless at this size; the tests check
-the mechanics (records, resumption, skipped settings, files, reports).
+the mechanics (records, resumption, skipped settings, files, reports). ``features_computed``
+records every answer an audit computes features of (e.g. to see the shadows' view).
 """
 
 from __future__ import annotations
@@ -83,3 +84,20 @@ def tiny_audit_run(tiny_manifest, tiny_roles, tiny_target, tiny_shadows, tiny_de
         n_bootstrap=50, timeout_s=20.0, progress=False,
     )
     return run_dir
+
+
+@pytest.fixture
+def features_computed(monkeypatch) -> list[tuple[str, dict, dict]]:
+    """``[(utt_id, answer, features), ...]`` of every answer the audit computes features of."""
+    import auditor.audit
+
+    seen: list[tuple[str, dict, dict]] = []
+    real = auditor.audit.utterance_features
+
+    def spy(answer, reference_phones, utt_id="?"):
+        features = real(answer, reference_phones, utt_id)
+        seen.append((utt_id, answer, features))
+        return features
+
+    monkeypatch.setattr(auditor.audit, "utterance_features", spy)
+    return seen

@@ -47,3 +47,22 @@ def test_forest_pipeline_follows_sklearn_conventions():
     assert roc_auc_score(yt, fitted.predict_proba(Xt)[:, 1]) > 0.8
     again = clone(forest).fit(X, y)
     assert np.array_equal(again.predict_proba(Xt), fitted.predict_proba(Xt))  # seeded
+
+
+def test_calibrated_test_ranks_users_monotonically_when_in_and_out_spreads_differ():
+    rng = np.random.default_rng(4)
+    # IN users tightly around 3, OUT users widely around 0: per-side Gaussians would call a
+    # user at 10 (far more member-like than any IN user) a non-member
+    X = np.concatenate([rng.normal(3.0, 0.2, 40), rng.normal(0.0, 2.0, 40)])[:, None]
+    y = np.array([1] * 40 + [0] * 40)
+    test = CalibratedUserTest().fit(X, y)
+    assert test.in_std_ < test.out_std_ / 5
+    grid = np.linspace(-10.0, 12.0, 200)[:, None]  # increasing scores
+    llr = test.log_likelihood_ratio(grid)
+    assert np.all(np.diff(llr) > 0)
+    assert np.all(np.diff(test.p_value(grid)) <= 0)
+    assert test.predict([[10.0], [-10.0]]).tolist() == [1, 0]
+    # ranking by the LLR is ranking by the score: extreme members count as members
+    Xt = np.array([[12.0], [9.0], [3.1], [2.9], [0.5], [-0.5], [-4.0], [-6.0]])
+    yt = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    assert roc_auc_score(yt, test.log_likelihood_ratio(Xt)) == 1.0

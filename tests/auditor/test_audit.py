@@ -1,11 +1,14 @@
-"""Tests for auditor.audit on the tiny real device: files, both conditions, skips, bad users."""
+"""Tests for auditor.audit: the tiny real device (files, both conditions, skips, bad users) and
+40 users of a fake device with separable answers (the attacks' orientation)."""
 
 import json
+import zlib
 
+import numpy as np
 import pytest
 
 from auditor.audit import AuditError, audit_users, select_audios
-from models.manifest import ManifestError, read_manifest
+from models.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 
 def test_audit_writes_metrics_for_both_conditions(tiny_audit_run, tiny_roles):
@@ -60,3 +63,115 @@ def test_bad_users_get_clear_errors(tiny_manifest, tiny_roles, tiny_shadows, tin
         audit_users(tiny_manifest, tmp_path, members=tiny_roles["member"],
                     nonmembers=tiny_roles["nonmember"], audios_per_user=9, audios_sweep=(9,),
                     **common)
+
+
+def test_member_labels_are_checked_against_the_targets_data(tiny_manifest, tiny_roles,
+                                                             tiny_target, tiny_shadows, tmp_path):
+    data = json.loads((tiny_target / "data.json").read_text())
+    member, nonmember = tiny_roles["member"][0], tiny_roles["nonmember"][0]
+    # refused before any query: no broker listens at this address
+    common = dict(shadows=tiny_shadows, broker="mqtt://127.0.0.1:9", device_id="none",
+                  progress=False)
+    with pytest.raises(AuditError, match=f"members the target was not trained on: {nonmember}; "
+                                         f"non-members the target was trained on: {member}$"):
+        audit_users(tiny_manifest, tmp_path, members=[nonmember], nonmembers=[member],
+                    target_data=data, **common)
+    # a record without its speaker list: the speakers of its utterances count
+    unlisted = {k: v for k, v in data.items() if k != "speakers"}
+    extra = next(u.utt_id for u in read_manifest(tiny_manifest, [nonmember]))
+    with pytest.raises(AuditError, match=f"non-members the target was trained on: {nonmember}$"):
+        audit_users(tiny_manifest, tmp_path, members=[member], nonmembers=[nonmember],
+                    target_data=unlisted | {"dev": [*data["dev"], extra]}, **common)
+    nothing = unlisted | dict.fromkeys(("train", "dev", "heldout"), [])
+    with pytest.raises(AuditError, match=f"record: members the target was not trained on: "
+                                         f"{member}$"):
+        audit_users(tiny_manifest, tmp_path, members=[member], nonmembers=[nonmember],
+                    target_data=nothing, **common)
+
+
+PHONES = ("sil", "k", "ae", "t", "s", "aa", "n", "d", "iy", "sil")
+
+
+def _fake_answer(utt: Utterance, trained: bool) -> dict:
+    """A recognizer answer that is better on trained speakers: fewer deletions, higher scores."""
+    rng = np.random.default_rng(zlib.crc32(utt.utt_id.encode()))
+    dropped = rng.choice(np.arange(1, len(PHONES) - 1), 1 if trained else 4, replace=False)
+    phones = [p for i, p in enumerate(PHONES) if i not in dropped]
+    quality = 1.0 if trained else 0.0
+    return {"phones": phones, "log_like_per_frame": -3.0 + quality + rng.normal(0, 0.3),
+            "frames": 90, "phone_confidences": list(rng.uniform(0.3, 0.6) + 0.3 * quality
+                                                    + np.zeros(len(phones))),
+            "output": "full"}
+
+
+@pytest.fixture
+def fake_world(tmp_path, monkeypatch):
+    """40 audited users (20 true members) and 2 shadows of 20 IN / 20 OUT each, 3 audios per
+    speaker, answered by a fake device and fake shadows that do better on their training
+    speakers: the whole audit runs on separable features without training or MQTT."""
+    import auditor.audit as audit
+    from auditor.query import QueryResult
+    from auditor.shadow import ShadowModel, shadow_splits
+
+    members = [f"m{i:02d}" for i in range(20)]
+    nonmembers = [f"n{i:02d}" for i in range(20)]
+    pool = [f"p{i:02d}" for i in range(40)]
+    utts = [Utterance(f"{s}_{j}", s, f"/nowhere/{s}_{j}.wav", 1.0, "text", PHONES)
+            for s in members + nonmembers + pool for j in range(3)]
+    manifest = write_manifest(tmp_path / "prepared", utts)
+    shadows = []
+    for j, split in enumerate(shadow_splits(pool, 2, seed=0)):
+        path = tmp_path / f"shadow-{j}"
+        path.mkdir()
+        trained = [u.utt_id for u in utts if u.speaker in split["in"]]
+        (path / "data.json").write_text(json.dumps({"train": trained, "heldout": []}))
+        shadows.append(ShadowModel(f"shadow-{j}", path, tuple(split["in"]),
+                                   tuple(split["out"]), j + 1))
+
+    def fake_device(utterances, record, **kw):
+        return QueryResult(answers={u.utt_id: _fake_answer(u, u.speaker in members)
+                                    for u in utterances},
+                           status={"state": "online", "output": "full"})
+
+    def fake_shadow(shadow_in, utterances, record, **kw):
+        return QueryResult(answers={u.utt_id: _fake_answer(u, u.speaker in shadow_in)
+                                    for u in utterances})
+
+    monkeypatch.setattr(audit, "query_device", fake_device)
+    monkeypatch.setattr(audit, "load_recognizer", lambda p: set(next(
+        s.speakers_in for s in shadows if s.path == p)))
+    monkeypatch.setattr(audit, "query_recognizer", fake_shadow)
+    return {"manifest": manifest, "members": members, "nonmembers": nonmembers,
+            "shadows": shadows}
+
+
+def _fake_audit(world, run_dir, members, nonmembers) -> tuple[dict, list[dict]]:
+    metrics = audit_users(world["manifest"], run_dir, members=members, nonmembers=nonmembers,
+                          shadows=world["shadows"], broker="mqtt://fake:1", device_id="fake",
+                          audios_per_user=3, users_sweep=(), audios_sweep=(), n_estimators=50,
+                          n_bootstrap=0, progress=False)
+    return metrics, json.loads((run_dir / "users.json").read_text())
+
+
+def test_audit_of_many_users_scores_members_higher(fake_world, tmp_path):
+    members, nonmembers = fake_world["members"], fake_world["nonmembers"]
+    metrics, users = _fake_audit(fake_world, tmp_path / "run", members, nonmembers)
+    assert metrics["conditions"] == ["any"]
+    for attack in ("random_forest", "calibrated_test"):
+        m = metrics["attacks"][f"any/{attack}"]
+        assert (m["n_members"], m["n_nonmembers"]) == (20, 20) and m["auc"] > 0.8
+    verdicts = {u["speaker"]: u["conditions"]["any"] for u in users}
+    forest = {s: v["forest_score"] for s, v in verdicts.items()}
+    assert np.mean([forest[s] for s in members]) > np.mean([forest[s] for s in nonmembers]) + 0.3
+    assert sum(verdicts[s]["verdict"] == "member" for s in members) >= 16
+    assert sum(verdicts[s]["verdict"] == "non-member" for s in nonmembers) >= 16
+    assert np.median([verdicts[s]["p_value"] for s in members]) < 0.05
+    assert np.median([verdicts[s]["p_value"] for s in nonmembers]) > 0.2
+
+
+def test_audit_with_swapped_labels_scores_below_chance(fake_world, tmp_path):
+    # the device still answers by the true membership: labels swapped must look anti-correlated
+    members, nonmembers = fake_world["nonmembers"], fake_world["members"]
+    metrics, _ = _fake_audit(fake_world, tmp_path / "run", members, nonmembers)
+    for attack in ("random_forest", "calibrated_test"):
+        assert metrics["attacks"][f"any/{attack}"]["auc"] < 0.2

@@ -39,6 +39,17 @@ def test_answers_are_recorded_and_a_rerun_reuses_them(tiny_device, utts, tmp_pat
     third = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
     assert third.sent == 1 and third.reused == 5
     assert len(record.read_text().splitlines()) == 7  # appended, nothing rewritten
+    # the device's status comes back with the answers: its model and its output policy
+    assert third.status["model_id"] == third.answers[utts[0].utt_id]["model_id"]
+    assert third.status["output"] == "full"
+    # answers given under another output policy (the device was hardened since) too
+    lines = record.read_text().splitlines()
+    hardened = json.loads(lines[1])
+    hardened["answer"]["output"] = "rounded:1"
+    record.write_text("\n".join([lines[0], json.dumps(hardened), *lines[2:]]) + "\n")
+    fourth = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
+    assert fourth.sent == 1 and fourth.reused == 5
+    assert fourth.answers[hardened["utt_id"]]["output"] == "full"
 
 
 def test_budget_stops_and_unreadable_audio_is_a_recorded_failure(tiny_device, utts, tmp_path):

@@ -34,6 +34,11 @@ def test_reports_cover_every_user(tiny_audit_run, tiny_roles):
     table = format_table(metrics, "unseen")
     assert "Users  Accuracy Precision  Recall" in table
     assert "n/a (too few non-members)" in table
+    # the intervals are over the evaluated users, not over training runs, and say so
+    assert "[95% CI over users]" in table
+    page = summary.read_text()
+    assert "AUC [95% CI over users]" in page
+    assert "bootstrap over the evaluated users only" in page and "training runs" in page
 
 
 def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):

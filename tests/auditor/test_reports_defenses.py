@@ -31,7 +31,8 @@ def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
     settings = [_setting("none", "train", 0.4, 0.9), _setting("dpsgd:noise_multiplier=1", "train",
                 0.55, 0.6, eps=3.2), _setting("label_only", "serve", 0.4, 0.7)]  # fmt: skip
     points = [{"name": s["setting"], "utility": s["per_unseen_speakers"],
-               "series": {"unseen audios": {"auc": 0.6, "tpr_low": 0.5}}} for s in settings]  # fmt: skip
+               "series": {"unseen audios": {"auc": 0.6, "tpr_low": 0.5}}}
+              for s in settings]  # fmt: skip
     plot_privacy_utility(points, run / "pu.png", utility_label="PER",
                          attacks=[("auc", "AUC"), ("tpr_low", "TPR")])  # fmt: skip
     (run / "defenses.json").write_text(json.dumps({

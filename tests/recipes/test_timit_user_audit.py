@@ -7,9 +7,27 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "timit_user_audit" / "run.py"
+#: The users.json score each attack's metrics rank users by.
+USER_SCORE = {"random_forest": "forest_score", "calibrated_test": "log_likelihood_ratio"}
+
+
+def assert_attacks_match_users(attacks: dict, users: list[dict], splits: dict) -> None:
+    """The audited labels are the splits' and each ``<condition>/<attack>`` AUC is the one of
+    the per-user scores in ``users.json`` (a pipeline that swaps or mis-joins users fails)."""
+    assert {u["speaker"] for u in users if u["member"]} == set(splits["target_members"])
+    assert {u["speaker"] for u in users if not u["member"]} == set(splits["target_nonmembers"])
+    for key, m in attacks.items():
+        cond, attack = key.split("/")
+        audited = [u for u in users if cond in u["conditions"]]
+        truth = [u["member"] for u in audited]
+        assert (m["n_members"], m["n_nonmembers"]) == (sum(truth), len(truth) - sum(truth))
+        scores = [u["conditions"][cond][USER_SCORE[attack]] for u in audited]
+        assert m["auc"] == pytest.approx(roc_auc_score(truth, scores))
 
 
 def test_quick_run_writes_config_splits_metrics_reports(tmp_path):
@@ -29,7 +47,18 @@ def test_quick_run_writes_config_splits_metrics_reports(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["attacks"]) == {f"{c}/{a}" for c in ("seen", "unseen")
                                        for a in ("random_forest", "calibrated_test")}
-    assert {r["users"] for r in metrics["rows"]} == {4, 6}
+    users = json.loads((out / "users.json").read_text())
+    assert_attacks_match_users(metrics["attacks"], users, splits)
+    # every row of the sweeps: 4 users (2 + 2 drawn) and all 6, 1 and 2 audios per user
+    rows = {(r["condition"], r["attack"], r["users"], r["audios_per_user"]): r
+            for r in metrics["rows"]}
+    assert set(rows) == {(c, a, n, k) for c in ("seen", "unseen") for a in USER_SCORE
+                         for n in (4, 6) for k in (1, 2)}
+    for (cond, attack, n, k), r in rows.items():
+        assert (r["n_members"], r["n_nonmembers"]) == (n - n // 2, n // 2)
+        if (n, k) == (6, 2):
+            assert r["auc"] == metrics["attacks"][f"{cond}/{attack}"]["auc"]
+    assert "bootstrap over the evaluated users" in metrics["ci95_scope"]
     assert metrics["queries"]["answered"] == metrics["queries"]["sent"] > 0
     assert (out / "report" / "summary.html").is_file() and (out / "table.md").is_file()
     assert "online" in (out / "device.log").read_text()

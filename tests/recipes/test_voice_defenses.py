@@ -2,14 +2,49 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
+from .test_timit_user_audit import assert_attacks_match_users
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "voice_defenses" / "run.py"
+
+
+def _recipe_module():
+    spec = importlib.util.spec_from_file_location("voice_defenses_run", RECIPE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _setting(name: str, per_increase: float, rf: float | None, cal: float | None) -> dict:
+    """A setting of the recipe's metrics with the given unseen-audio AUCs (seen ones at 0.9)."""
+    aucs = {"seen/random_forest": 0.9, "seen/calibrated_test": 0.9,
+            "unseen/random_forest": rf, "unseen/calibrated_test": cal}  # fmt: skip
+    return {"setting": name, "per_increase": per_increase,
+            "attacks": {k: {} if v is None else {"auc": v} for k, v in aucs.items()}}  # fmt: skip
+
+
+def test_closest_to_chance_takes_the_stronger_attack_then_the_smaller_per_cost():
+    closest_to_chance = _recipe_module().closest_to_chance
+    settings = [
+        _setting("none", 0.0, 0.5, 0.5),  # the baseline never counts, even at chance
+        _setting("l2", 0.01, 0.52, 0.80),  # the calibrated test still sees it: 0.30 away
+        _setting("dropout", 0.20, 0.45, 0.53),  # 0.05 away (the forest), but costly
+        _setting("dpsgd", 0.05, 0.55, 0.46),  # 0.05 away too, cheaper: the answer
+        _setting("advreg", 0.0, None, None),  # unseen audios not audited: left out
+    ]
+    best = closest_to_chance(settings)
+    assert best == {"setting": "dpsgd", "unseen_auc_distance_to_chance": pytest.approx(0.05),
+                    "per_increase": 0.05, "attack": "random_forest"}  # fmt: skip
+    assert closest_to_chance(settings[:2])["attack"] == "calibrated_test"
+    assert closest_to_chance([settings[0], settings[-1]]) == {}
 
 
 def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
@@ -32,16 +67,26 @@ def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
     assert 0 < dp["epsilon"] < float("inf") and dp["train_time_ratio"] > 0
     # the hardened device serves the undefended model: same PER, no training
     assert label["model_id"] == none["model_id"] and label["per_increase"] == 0.0
-    for row in metrics["rows"]:  # DESIGN.md's metrics keys, the varied setting named
+    for row in metrics["rows"]:  # every audit row's metrics keys, the varied setting named
         assert {"setting", "condition", "attack", "accuracy", "precision", "recall", "f1", "auc",
                 "tpr_at_fpr", "n_members", "n_nonmembers"} <= set(row)  # fmt: skip
     assert {(r["condition"], r["attack"]) for r in metrics["rows"]} == {
         (c, a) for c in ("seen", "unseen") for a in ("random_forest", "calibrated_test")
     }
+    splits = json.loads((out / "splits.json").read_text())["splits"]
+    assert (metrics["n_members"], metrics["n_nonmembers"]) == (3, 3)
+    for s in metrics["settings"]:
+        users = json.loads((out / "settings" / s["slug"] / "users.json").read_text())
+        assert_attacks_match_users(s["attacks"], users, splits)
     audited = json.loads((out / "settings" / "label_only" / "metrics.json").read_text())
-    assert audited["device_output"] == ["transcript-only"]
+    assert audited["device_output"] == "transcript-only"
+    label_users = json.loads((out / "settings" / "label_only" / "users.json").read_text())
+    assert all(a["log_like_per_frame"] == a["mean_confidence"] == 0.0 for u in label_users
+               for c in u["conditions"].values() for a in c["audios"])  # fmt: skip
     table = (out / "table.md").read_text()
     assert "| label_only |" in table and "lowest FPR 3 non-members can measure" in table
+    assert "95% CI over users" in table
+    assert metrics["ci95_scope"] in table and metrics["ci95_scope"] + "." in metrics["notes"]
     summary = (out / "settings" / "none" / "report" / "summary.html").read_text()
     assert "<h2>Defenses</h2>" in summary and "privacy_utility.png" in summary
     assert "Closest to chance" in proc.stdout
