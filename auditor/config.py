@@ -1,4 +1,4 @@
-"""Experiment configuration and run directories (DESIGN.md, "Configuration, runs and CLI").
+"""Experiment configuration and run directories (``docs/design.md``, "Runs").
 
 One YAML file per experiment (``recipes/<name>/config.yaml``); command-line overrides
 ``--key=value`` or ``--section.key=value`` may only touch keys the YAML already has, and take

@@ -2,7 +2,7 @@
 
 Every attack ends in one score per record (or per user), higher meaning "more likely a member".
 :func:`membership_metrics` turns scores and true labels into the figures ``metrics.json`` holds
-(DESIGN.md, "Configuration, runs and CLI"): the reference paper's accuracy / precision / recall,
+(``docs/design.md``, "Metrics and claims"): the reference paper's accuracy / precision / recall,
 plus F1, ROC AUC, the true-positive rate at low false-positive rates, bootstrap 95% intervals
 and the ROC points the plots draw.
 """
@@ -72,7 +72,9 @@ def membership_metrics(
         False-positive rates at which to report the TPR.
     n_bootstrap : int
         Bootstrap resamples for the 95% intervals (members and non-members are resampled
-        separately so both counts stay fixed); 0 skips the intervals.
+        separately so both counts stay fixed); 0 skips the intervals. The intervals are over
+        the *evaluated* records or users only: the trained models are held fixed, so they do
+        not cover the spread over training runs or seeds.
     seed : int
         Seed of the bootstrap.
 

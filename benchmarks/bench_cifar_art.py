@@ -1,4 +1,4 @@
-"""Peer comparison on CIFAR-10: our LiRA against IBM ART's ``MembershipInferenceBlackBox`` (issue 6).
+"""Peer comparison on CIFAR-10: our LiRA against IBM ART's ``MembershipInferenceBlackBox``.
 
 One run, one target, one evaluation set for every attack:
 

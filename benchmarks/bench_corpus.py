@@ -1,4 +1,4 @@
-"""Synthetic corpus benchmarks: synthesis speed and speaker realism (issue 2).
+"""Synthetic corpus benchmarks: synthesis speed and speaker realism.
 
 1. Speed: synthesize ``--speed-speakers`` speakers x 10 sentences with ``--jobs`` workers,
    report seconds of audio per wall second, and extrapolate to a TIMIT-sized corpus
