@@ -34,13 +34,21 @@ def shadow_recipe(target: CifarTarget, epochs: int | None = None) -> CnnRecipe:
 
     ``num_threads`` is dropped so that the executor decides the threads of each job; ``epochs``
     optionally overrides the target's. The target's training defenses are in its config; its
-    serving defense (if any) hardens the shadow answers too.
+    serving defense (if any) hardens the shadow answers too. Under ``advreg`` every shadow
+    learns from the split's ``shadow_reference`` records, outside the attacker's pool and so
+    outside its training data, as the target learns from ``defender_reference``.
     """
     cfg = dict(target.info["config"])
     cfg["num_threads"] = None
     if epochs is not None:
         cfg["epochs"] = int(epochs)
-    return CnnRecipe(cfg, serving=target.serving)
+    reference = None
+    if cfg.get("advreg") is not None:
+        if "shadow_reference" not in target.split:
+            raise ValueError("the target was trained with advreg but its split has no "
+                             "shadow_reference (an older target folder): train it again")
+        reference = target.records("shadow_reference")
+    return CnnRecipe(cfg, serving=target.serving, reference=reference)
 
 
 def evaluation_records(target: CifarTarget, n_eval: int | None, seed: int):

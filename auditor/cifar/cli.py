@@ -42,7 +42,8 @@ def cifar() -> None:
     "--n-shadow-pool",
     type=click.IntRange(min=0),
     default=None,
-    help="Records left to the attacker [default: all the target does not use].",
+    help="Records left to the attacker; shadow and reference models train on halves of it "
+    "[default: 2 x train size].",
 )
 @click.option(
     "--n-nonmembers",

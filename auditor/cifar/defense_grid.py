@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from auditor.cifar.audit import evaluation_records, shadow_recipe
-from auditor.cifar.defenses import ATTACK_NAMES, AnswerCache, attack_suite, train_shadows
+from auditor.cifar.defenses import AnswerCache, attack_suite, check_attacks, train_shadows
 from auditor.cifar.target import defense_settings, load_target, train_target
 from models.privacy.registry import describe, split_serving
 
@@ -36,8 +36,9 @@ def recipe_key(spec: str, cnn_config: dict) -> str:
 
 def evaluate_recipe(
     *, data: str, run_dir: str, settings: list[str], train_size: int, seed: int,
-    cnn_config: dict, n_shadows: int, n_eval: int, threshold_percentile: float = 90.0,
-    shokri_max_iter: int = 200, n_bootstrap: int = 200, cache_dir: str | None = None,
+    cnn_config: dict, n_shadows: int, attacks: list[str], n_eval: int,
+    threshold_percentile: float = 90.0, shokri_max_iter: int = 200,
+    shokri_features: str = "class_order", n_bootstrap: int = 200, cache_dir: str | None = None,
     num_threads: int | None = 1,
 ) -> list[dict]:  # fmt: skip
     """Train the target of ``settings`` (one shared training part) and attack each setting.
@@ -54,10 +55,13 @@ def evaluate_recipe(
         The target's members, seed and undefended recipe (:func:`auditor.cifar.target.
         train_target`); the attacker's pool holds ``2 * train_size`` records.
     n_shadows : int
-        Shadow models, trained with the same defended recipe, shared by the six attacks.
+        Shadow models, trained with the same defended recipe, shared by the attacks.
+    attacks : list of str
+        The attacks to run (:func:`~auditor.cifar.defenses.check_attacks`: LiRA needs
+        ``n_shadows >= 2``; refused before any training).
     n_eval : int
         Members (and as many non-members) scored; at most ``train_size``.
-    threshold_percentile, shokri_max_iter, n_bootstrap
+    threshold_percentile, shokri_max_iter, shokri_features, n_bootstrap
         Passed to :func:`~auditor.cifar.defenses.attack_suite`.
     cache_dir : str, optional
         Decoded-image cache.
@@ -69,13 +73,15 @@ def evaluate_recipe(
     list of dict
         One row per setting and attack: ``setting``, ``defense`` / ``params`` / ``stage``
         (:func:`models.privacy.registry.describe`), ``train_size``,
-        ``attack`` and its metrics (ROC left out), ``strongest``, ``target`` (served train /
+        ``attack`` and its metrics (ROC left out), ``max_auc_attack`` (the setting's attack
+        with the highest AUC, picked with the evaluation labels), ``target`` (served train /
         test accuracy and their gap, ``train_seconds``, ``epsilon`` / ``delta``) and
         ``shadow_seconds`` (both times 0 for a serving-only setting: it hardens the answers of
         the model trained for ``none``).
     """
     if num_threads:
         torch.set_num_threads(int(num_threads))
+    attacks = check_attacks(attacks, int(n_shadows))
     keys = {recipe_key(s, cnn_config) for s in settings}
     if len(keys) != 1:
         raise ValueError(f"settings {settings} do not share one training recipe")
@@ -98,8 +104,9 @@ def evaluate_recipe(
         info = describe(spec)
         served = dataclasses.replace(target, serving=split_serving(spec)[1])
         results = attack_suite(
-            served, shadows, seed=seed, x_eval=x_eval, y_eval=y_eval, membership=membership,
-            threshold_percentile=threshold_percentile, shokri_max_iter=shokri_max_iter,
+            served, shadows, attacks=attacks, seed=seed, x_eval=x_eval, y_eval=y_eval,
+            membership=membership, threshold_percentile=threshold_percentile,
+            shokri_max_iter=shokri_max_iter, shokri_features=shokri_features,
             n_bootstrap=n_bootstrap, cache=answers,
         )  # fmt: skip
         test_acc = float((answers.predict_proba(x_non).argmax(1) == y_non).mean())
@@ -108,7 +115,7 @@ def evaluate_recipe(
         common = {
             "setting": spec, "defense": info["name"], "params": info["params"],
             "stage": info["stage"], "train_size": train_size,
-            "strongest": results["strongest"],
+            "max_auc_attack": results["max_auc_attack"],
             "target": {
                 "train_acc": train_acc, "test_acc": test_acc, "train_test_gap": train_acc - test_acc,
                 "train_seconds": 0.0 if reused else summary["seconds"],
@@ -116,7 +123,7 @@ def evaluate_recipe(
             },
             "shadow_seconds": 0.0 if reused else shadows.seconds,
         }  # fmt: skip
-        for attack in ATTACK_NAMES:
+        for attack in attacks:
             metrics = {k: v for k, v in results[attack].items() if k != "roc"}
             rows.append({**common, "attack": attack, **metrics})
     return rows

@@ -15,7 +15,10 @@ training-stage and model-stage defenses change the CNN config (``weight_decay``,
 ``model.json`` (``meta.serving``) and applied by :meth:`CifarTarget.predict_proba` to every
 answer. With ``advreg`` the defender's reference set (non-members the inference model learns
 from) is drawn from records outside every split and saved as ``defender_reference`` in
-``split.json``.
+``split.json``; as many records, also outside every split, are saved as ``shadow_reference``:
+the attacker's shadow models draw their advreg reference set from them
+(:func:`auditor.cifar.audit.shadow_recipe`), so that they, like the target, train on all their
+records and learn from an external reference set.
 """
 
 from __future__ import annotations
@@ -169,7 +172,8 @@ def train_target(
     cnn_config : dict, optional
         Keys of :data:`models.vision.train.DEFAULT_TRAIN` / ``DEFAULT_ARCH``.
     n_shadow_pool : int, optional
-        Records given to the attacker; default: every record not used by the target.
+        Records given to the attacker; default ``2 * train_size``: shadow and reference models
+        train on halves of it, as many records as the target.
     n_nonmembers : int, optional
         Evaluation non-members (default ``train_size``); they are also the target's test set.
     cache_dir, download, progress
@@ -190,19 +194,18 @@ def train_target(
     ds = load_image_dataset(data, cache_dir=cache_dir, download=download, progress=progress)
     x, y = ds.pooled()
     n_non = train_size if n_nonmembers is None else n_nonmembers
-    pool = len(x) - train_size - n_non if n_shadow_pool is None else n_shadow_pool
+    pool = 2 * train_size if n_shadow_pool is None else n_shadow_pool
     split = member_split(len(x), train_size, seed, pool, n_nonmembers=n_non)
     ref = {}
-    if cfg.get("advreg") is not None:  # defender's reference non-members: outside every split
-        used = np.concatenate(list(split.values()))
-        free = np.setdiff1d(np.arange(len(x)), used)
+    if cfg.get("advreg") is not None:  # reference non-members of target and shadows
         frac = get_defense("advreg").params(cfg["advreg"])["ref_fraction"]
         n_ref = max(1, int(round(frac * train_size)))
-        if n_ref > len(free):
-            raise ValueError(f"advreg needs {n_ref} reference records, only {len(free)} unused")
-        split["defender_reference"] = np.sort(
-            np.random.default_rng(seed + 7).choice(free, n_ref, replace=False)
-        )
+        rng = np.random.default_rng(seed + 7)
+        for name in ("defender_reference", "shadow_reference"):  # each outside every split
+            free = np.setdiff1d(np.arange(len(x)), np.concatenate(list(split.values())))
+            if n_ref > len(free):
+                raise ValueError(f"advreg needs {n_ref} {name} records, only {len(free)} unused")
+            split[name] = np.sort(rng.choice(free, n_ref, replace=False))
         ref = {"x_ref": x[split["defender_reference"]], "y_ref": y[split["defender_reference"]]}
     members, nonmembers = split["target_members"], split["target_nonmembers"]
     log.info("training target on %d members (seed %d, defense %s)", len(members), seed, defense)
@@ -222,7 +225,7 @@ def train_target(
         "seconds": float(hist["train_seconds"]),
     }
     if "epsilon_final" in hist:
-        summary.update(epsilon=hist["epsilon_final"], delta=hist["delta"])
+        summary.update(epsilon=hist["epsilon_final"], delta=hist["delta"], dp=hist["dp"])
     source = {"data": str(Path(data).resolve()), "classes": list(ds.classes)}
     save_cnn(
         model, cfg, out, meta={**source, **summary, "train_fingerprint": hist["train_fingerprint"]}

@@ -28,16 +28,19 @@ dropout ``network.dropout``; named settings in :mod:`models.asr.defenses`):
   training speakers (``reference: dev``) or the utterances of other speakers passed as
   ``reference`` (``reference: speakers``). Per epoch the history logs the inference model's
   loss (binary cross-entropy; ``log 2 = 0.693`` is chance).
-- DP-SGD (:mod:`models.privacy.dpsgd`, Opacus): frames are Poisson-sampled through a
-  ``DataLoader`` over frame indices, each frame's gradient is clipped to ``max_grad_norm`` and
-  Gaussian noise added (``grad_sample_mode: ghost``, Opacus' fast gradient clipping, computes
-  the per-frame gradient norms without materialising per-frame gradients; ``hooks`` does, and
-  is used when advreg is on too); batch norm becomes group norm (``ModuleValidator.fix``), recorded in
-  ``model.json``'s architecture. The accountant's epsilon at ``delta`` is logged per epoch and
-  stored in ``model.json`` (``training.dpsgd``). The privacy unit is one 10 ms frame: a
-  speaker contributes thousands of frames, so this epsilon says nothing about a user (user-level
-  DP would clip per speaker). Dev-set model selection, decoder tuning and forced re-alignment
-  use the data outside the accountant.
+- DP-SGD (:mod:`models.privacy.dpsgd`, Opacus; refused with advreg): the records are the
+  spliced windows (``2 * context + 1`` frames around each training frame), Poisson-sampled
+  through a ``DataLoader`` over window indices; each window's gradient is clipped to
+  ``max_grad_norm`` and Gaussian noise added (``grad_sample_mode: ghost``, Opacus' fast
+  gradient clipping, computes the per-window gradient norms without materialising per-window
+  gradients; ``hooks`` does); batch norm becomes group norm (``ModuleValidator.fix``), recorded
+  in ``model.json``'s architecture. The accountant's epsilon at
+  ``delta = min(training.dpsgd.delta, 1 / (10 n))`` (``n`` training windows) is logged per
+  epoch and stored in ``model.json`` (``training.defenses.dpsgd``) with what it covers
+  (:func:`_dp_guarantee`): record-level DP of the network's SGD per window, not per frame (a
+  frame is in up to ``2 * context + 1`` windows) nor per speaker (thousands of windows). The
+  CMVN statistics, HMM priors and transitions, phone bigram, re-aligned targets and dev-set
+  choices are learnt from the data without noise and are not covered.
 """
 
 from __future__ import annotations
@@ -285,11 +288,11 @@ class _FrameTrainer:
         if dp["enabled"]:
             from torch.utils.data import DataLoader, TensorDataset
 
-            from models.privacy.dpsgd import make_private
+            from models.privacy.dpsgd import default_delta, make_private
 
-            index = TensorDataset(torch.arange(len(self.frames)))  # frame indices: record = frame
+            index = TensorDataset(torch.arange(len(self.frames)))  # record = one spliced window
             loader = DataLoader(index, batch_size=self.batch, shuffle=True, generator=self.gen)
-            ghost = dp["grad_sample_mode"] == "ghost" and float(tr["advreg"]["lam"]) <= 0
+            ghost = dp["grad_sample_mode"] == "ghost"
             self.dp = make_private(
                 self.network,
                 None,
@@ -304,7 +307,7 @@ class _FrameTrainer:
             self.network = self.dp.network  # batch norm -> group norm when it had batch norm
             self.network.arch = describe_network(self.network)
             self.model, self.optimizer = self.dp.module, self.dp.optimizer
-            self.delta = float(dp["delta"])
+            self.delta = default_delta(len(self.frames), float(dp["delta"]))
 
         adv = tr["advreg"]
         self.adv, self.adv_warmup, self.adv_k = None, int(adv["warmup_epochs"]), int(adv["k_steps"])
@@ -339,20 +342,17 @@ class _FrameTrainer:
             yield perm[b : b + self.batch]
 
     def _attack_steps(self, x: torch.Tensor, y: torch.Tensor) -> float:
-        """Advreg max step(s) on the batch's frames against random reference frames (eval mode)."""
-        self.network.eval()
-        losses = []
-        with torch.no_grad():
-            member_logits = self.network(x)  # (b, S)
-        for _ in range(self.adv_k):
+        """Advreg max step(s) on the batch's frames against random reference frames.
+
+        Through :meth:`~models.privacy.advreg.AdversarialRegularizer.max_steps`: the inference
+        model sees the network's eval-mode posteriors (what the device serves).
+        """
+
+        def draw_reference():  # as many random reference frames: (b, input_dim), (b,)
             ridx = torch.randint(len(self.ref_frames), (x.shape[0],), generator=self.adv_gen)
-            with torch.no_grad():
-                ref_logits = self.network(self.ref_frames.gather(ridx))  # (b, S)
-            losses.append(
-                self.adv.attack_step(member_logits, y, ref_logits, self.ref_targets[ridx])
-            )
-        self.network.train()
-        return float(np.mean(losses))
+            return self.ref_frames.gather(ridx), self.ref_targets[ridx]
+
+        return self.adv.max_steps(self.network, x, y, draw_reference, self.adv_k)
 
     def step(self, idx: torch.Tensor) -> dict:
         """One mini-batch step on training frames ``idx`` (the advreg max steps first, if on)."""
@@ -627,8 +627,9 @@ def train_recognizer(
         "heldout": [u.utt_id for u in split.heldout],
         "skipped": skipped,
         "advreg_reference": [] if ref is None else [u.utt_id for u in ref.utts],
-        "dev_protocol": "per speaker, seeded shuffle: first heldout_utterances_per_speaker held out, "
-        "next dev_utterances_per_speaker dev (lr halving, early stopping, decoder tuning), rest trained on",
+        "dev_protocol": "per speaker, seeded shuffle: first heldout_utterances_per_speaker held "
+        "out, next dev_utterances_per_speaker dev (lr halving, early stopping, decoder tuning), "
+        "rest trained on",
     }
     report = {
         "model_id": recognizer.model_id,
@@ -679,20 +680,53 @@ def _defense_meta(cfg: dict, trainer: _FrameTrainer, ref: PreparedSet | None) ->
         }
     if trainer.dp is not None:
         dp = tr["dpsgd"]
-        out["dpsgd"] = {
-            "epsilon": trainer.epsilon(),
-            "delta": float(dp["delta"]),
+        out["dpsgd"] = _dp_guarantee(cfg, trainer) | {
+            "delta_max": float(dp["delta"]),
             "noise_multiplier": float(dp["noise_multiplier"]),
             "max_grad_norm": float(dp["max_grad_norm"]),
-            "privacy_unit": "frame (10 ms); not user-level: a speaker contributes many frames",
             "sampling": "poisson",
-            "accountant": "rdp",
-            "expected_batch_frames": trainer.batch,
+            "expected_batch_windows": trainer.batch,
             "steps": int(sum(h[-1] for h in trainer.dp.engine.accountant.history)),
             "module_fixed": bool(trainer.dp.fixed),
             "grad_sample_mode": "ghost" if trainer.dp.criterion is not None else "hooks",
         }
     return out
+
+
+#: What the CMVN modes learn from the training audio (``features.cmvn``; none for ``none``).
+_CMVN_NOT_COVERED = {
+    "global": "global CMVN statistics (mean / std of all training frames, shipped in the device)",
+    "speaker": "per-speaker CMVN statistics (each training window is normalised with its "
+    "speaker's statistics)",
+    "utterance": "per-utterance CMVN statistics (each training window is normalised with its "
+    "utterance's statistics)",
+}
+
+
+def _dp_guarantee(cfg: dict, trainer: _FrameTrainer) -> dict:
+    """DP-SGD's epsilon, delta and what they cover (:func:`models.privacy.dpsgd.guarantee`)."""
+    from models.privacy.dpsgd import guarantee
+
+    window = 2 * int(cfg["features"]["context"]) + 1
+    per_speaker: dict[str, int] = {}
+    for u, f in zip(trainer.train.utts, trainer.train.feats, strict=True):
+        per_speaker[u.speaker] = per_speaker.get(u.speaker, 0) + f.shape[0]
+    covers = (
+        f"the network's SGD steps, per spliced training window of {window} frames "
+        f"(record-level); not per frame (a 10 ms frame is in up to {window} windows) and not "
+        f"per speaker (a speaker contributes up to {max(per_speaker.values())} windows)"
+    )
+    cmvn = _CMVN_NOT_COVERED.get(cfg["features"]["cmvn"])
+    not_covered = [
+        *([cmvn] if cmvn else []),
+        "HMM state priors (from the training alignment, shipped in the device)",
+        "HMM transition probabilities (from the training alignment, shipped in the device)",
+        "phone bigram LM (from the training transcripts, shipped in the device)",
+        "re-aligned training targets (forced alignment with the network and the HMM)",
+        "dev-set model selection and decoder tuning (dev utterances of the training speakers)",
+    ]
+    out = guarantee(trainer.epsilon(), trainer.delta, len(trainer.frames), covers, not_covered)
+    return out | {"frames_per_window": window}
 
 
 def _tune_decoding(rec: Recognizer, dev: PreparedSet, log_post: list[np.ndarray]) -> dict:

@@ -4,14 +4,19 @@ The classifier ``f`` and an inference model ``h`` play a min-max game. ``h`` see
 prediction vector ``f(x)`` and its one-hot label ``y`` and outputs a membership logit. Each
 round:
 
-- **max step** (:meth:`AdversarialRegularizer.attack_step`, ``k_steps`` times): ``h`` is
-  trained on *detached* classifier outputs to tell a batch of training members from a batch of
-  a reference set of non-members, maximising the gain
-  ``G = mean log h(f(x), y) over members + mean log(1 - h(f(x'), y')) over references``;
+- **max step** (:meth:`AdversarialRegularizer.max_steps`, ``k_steps`` times): ``h`` is
+  trained to tell a batch of training members from a batch of a reference set of non-members,
+  maximising the gain
+  ``G = mean log h(f(x), y) over members + mean log(1 - h(f(x'), y')) over references``.
+  ``h`` sees the classifier's *eval-mode* outputs without gradient (:func:`inference_input`:
+  dropout off, batch norm on its running statistics), the deterministic answers an attacker
+  gets from the served model;
 - **min step**: the classifier minimises ``CE(f(x), y) + lam * mean -log(1 - h(f(x), y))`` over
-  a member batch (:meth:`AdversarialRegularizer.penalty` gives the second term; its gradient
-  flows into the classifier through ``f(x)``), i.e. it is pushed to make its members look like
-  non-members to the best current attacker. Nasr et al. write the member part of the gain,
+  a member batch (:meth:`AdversarialRegularizer.penalty` gives the second term). Its privacy
+  term is computed on the classifier's *training* forward pass, the same logits as its
+  cross-entropy (train mode: dropout on), so that its gradient flows into the classifier
+  through ``f(x)``: it is pushed to make its members look like non-members to the best current
+  attacker. Nasr et al. write the member part of the gain,
   ``log h``; we use its non-saturating counterpart ``-log(1 - h)`` (Goodfellow et al.'s GAN
   trick): both fall as ``h`` on members falls, but the gradient of ``log h`` vanishes exactly
   when the attacker is confident (``h -> 1``), where ``-log(1 - h)`` pushes hardest (measured
@@ -20,20 +25,40 @@ round:
 ``lam`` (lambda) trades accuracy for privacy; ``lam = 0`` is plain training. The inference
 model is Nasr et al.'s three-branch network scaled down: the prediction vector (softmax,
 optionally sorted descending) through 64 -> 32 units, the one-hot label through 32 units,
-their concatenation through 32 -> 1, ReLU activations.
+their concatenation through 32 -> 1, ReLU activations. Both trainers, the CIFAR-10 CNN's
+(:mod:`models.vision.train`) and the voice recognizer's (:mod:`models.asr.train`), play the game
+through this module: ``max_steps`` then ``penalty``.
 
 Examples
 --------
 >>> reg = AdversarialRegularizer(n_classes=10, lam=1.0, seed=0)  # doctest: +SKIP
->>> reg.attack_step(f(xb).detach(), yb, f(xr).detach(), yr)  # max step  # doctest: +SKIP
->>> loss = ce(f(xb), yb) + reg.penalty(f(xb), yb)  # min step  # doctest: +SKIP
+>>> logits = f(xb)  # training forward pass (train mode)  # doctest: +SKIP
+>>> reg.max_steps(f, xb, yb, draw_reference, k_steps=1)  # max step  # doctest: +SKIP
+>>> loss = ce(logits, yb) + reg.penalty(logits, yb)  # min step  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+def inference_input(classifier: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The classifier's logits ``(n, C)`` on records ``x`` as the inference model sees them.
+
+    Eval mode (dropout off, batch norm on its running statistics) and no gradient: what an
+    attacker gets from the served model. The classifier's train / eval mode is restored.
+    """
+    training = classifier.training
+    classifier.eval()
+    try:
+        with torch.no_grad():
+            return classifier(x)
+    finally:
+        classifier.train(training)
 
 
 class InferenceModel(nn.Module):
@@ -151,6 +176,36 @@ class AdversarialRegularizer:
         value = loss.item()
         self.last_gain = -value
         return value
+
+    def max_steps(
+        self,
+        classifier: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        draw_reference: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+        k_steps: int,
+    ) -> float:
+        """``k_steps`` max steps on a member batch; returns the mean loss before each step.
+
+        Parameters
+        ----------
+        classifier : torch.nn.Module
+            The defended classifier (records -> logits ``(n, C)``), queried through
+            :func:`inference_input` on the members and on each reference batch.
+        x, y : torch.Tensor
+            A batch of training members ``(b, ...)`` and their labels ``(b,)``.
+        draw_reference : callable
+            ``() -> (x_ref (b_ref, ...), y_ref (b_ref,))``: a fresh reference batch per step.
+        k_steps : int
+            Max steps (>= 1).
+        """
+        member_logits = inference_input(classifier, x)  # (b, C)
+        losses = []
+        for _ in range(k_steps):
+            x_ref, y_ref = draw_reference()
+            ref_logits = inference_input(classifier, x_ref)  # (b_ref, C)
+            losses.append(self.attack_step(member_logits, y, ref_logits, y_ref))
+        return sum(losses) / len(losses)
 
     def penalty(self, member_logits: torch.Tensor, member_labels: torch.Tensor) -> torch.Tensor:
         """``lam * mean -log(1 - h(f(x), y))`` over a member batch (add it to the classifier's loss).

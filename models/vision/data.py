@@ -6,7 +6,7 @@ Three on-disk forms are read, all into the same :class:`ImageDataset` (uint8 ima
 * the official ``cifar-10-batches-py`` folder (``data_batch_1..5``, ``test_batch``,
   ``batches.meta``), optionally fetched by :func:`download_cifar10` when the user asks;
 * a class-folder tree ``ROOT/{train,test}/<class>/<image>``;
-* a zip of such a tree, e.g. ``../shared/data/cifar10/cifar10-jpeg.zip``.
+* a zip of such a tree (e.g. the JPEG re-encoding of CIFAR-10 the recipes' ``data`` names).
 
 Class indices follow the sorted class names (for CIFAR-10 this is the official label order).
 Decoding 60,000 JPEGs takes a while, so trees and zips are decoded once and cached as ``.npy``

@@ -13,16 +13,18 @@ Training-time defenses (:mod:`models.privacy`), each a config key:
 - ``advreg``: ``None`` or the parameters of the registry's ``advreg`` (``lam``, ``k_steps``,
   ``ref_fraction``, ``attack_lr``, ``warmup_epochs``): Nasr et al.'s min-max game
   (:class:`models.privacy.advreg.AdversarialRegularizer`). After ``warmup_epochs`` plain epochs,
-  every batch first takes ``k_steps`` max steps of the inference model (the batch's members
-  against a random batch of the *reference set*), then one classifier step on
-  ``CE + lam * mean -log(1 - h)``. The reference set (non-members of the defender, same
-  distribution) is ``x_ref, y_ref`` when given (the target: records outside every split);
-  otherwise ``ref_fraction`` of the training records are set aside for it and the classifier
-  trains on the rest (shadow / reference models of an attacker who knows the recipe);
+  every batch first takes ``k_steps`` max steps of the inference model
+  (:meth:`~models.privacy.advreg.AdversarialRegularizer.max_steps`: the batch's members against
+  a random batch of the *reference set*, both as the eval-mode network answers them), then one
+  classifier step on ``CE + lam * mean -log(1 - h)`` (the penalty on the training forward
+  pass). The reference set, non-members of the same distribution, is ``x_ref, y_ref``, records
+  outside the training data (required: :func:`auditor.cifar.target.train_target` draws one of
+  ``ref_fraction`` x the training size for the target, and another for the attacker's shadows);
 - ``dpsgd``: ``None`` or ``noise_multiplier``, ``max_grad_norm``, ``delta``: DP-SGD through Opacus
   (:func:`models.privacy.dpsgd.make_private`, RDP accountant) with Poisson-sampled batches of
   expected size ``batch_size`` and the same Adam optimizer and schedule; the history holds
-  ``epsilon`` at ``delta``. The CNN has no BatchNorm, so ``ModuleValidator`` finds nothing to
+  ``epsilon`` at ``min(delta, 1 / (10 n))`` (:func:`models.privacy.dpsgd.default_delta`) and
+  ``dp``, the statement of what it covers (per training image, record-level). The CNN has no BatchNorm, so ``ModuleValidator`` finds nothing to
   fix and the saved architecture is the plain one (a module that would need fixing is refused
   rather than saved under an architecture it no longer has);
 - ``stacking`` (an architecture key): ML-Leaks model stacking (:class:`StackedCNN`): the
@@ -175,8 +177,8 @@ def train_cnn(
         Held-out records whose loss and accuracy are logged each epoch (needed for early
         stopping).
     x_ref, y_ref : np.ndarray, optional
-        The defender's reference non-members for ``advreg`` (default: ``ref_fraction`` of
-        ``x`` set aside); ignored without ``advreg``.
+        The defender's reference non-members for ``advreg``, outside ``x`` (required with
+        ``advreg``, ignored without).
     progress : bool
         A progress bar over epochs on stderr.
 
@@ -204,6 +206,9 @@ def train_cnn(
     has_val = x_val is not None and y_val is not None
     if cfg["early_stopping_patience"] and not has_val:
         raise ValueError("early_stopping_patience needs x_val and y_val")
+    if cfg["advreg"] is not None and (x_ref is None or y_ref is None or not len(y_ref)):
+        raise ValueError("advreg needs x_ref, y_ref: reference non-members from outside the "
+                         "training data")  # fmt: skip
     if cfg["stacking"] is not None:
         model, hist = _train_stacked(x, y, cfg, seed, x_val, y_val, progress)
     else:
@@ -233,11 +238,6 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
     model = build_cnn(cfg)
     hist: dict = {k: [] for k in HISTORY_KEYS}
     adv = cfg["advreg"]
-    if adv is not None and x_ref is None:  # set ref_fraction of the training records aside
-        order = rng.permutation(len(x))
-        n_ref = max(1, int(round(adv["ref_fraction"] * len(x))))
-        x_ref, y_ref = x[order[:n_ref]], y[order[:n_ref]]
-        x, y = x[np.sort(order[n_ref:])], y[np.sort(order[n_ref:])]
     xt, yt = images_to_tensor(x), torch.from_numpy(y)
     bs = int(cfg["batch_size"])
     make_opt = lambda params: torch.optim.Adam(  # noqa: E731
@@ -251,10 +251,15 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
             int(cfg["n_classes"]), lam=adv["lam"], attack_lr=adv["attack_lr"], seed=seed + 1
         )
         hist.update(n_ref=len(yr), attack_gain=[])
+
+        def draw_reference():  # a random reference batch: (b_ref, 3, H, W), (b_ref,)
+            ridx = torch.from_numpy(rng.choice(len(yr), min(bs, len(yr)), replace=False))
+            return xr[ridx], yr[ridx]
     dp = None
     if cfg["dpsgd"] is not None:
         # imported here: Opacus takes seconds to import and only DP training needs it
-        from models.privacy.dpsgd import epsilon, fix_module, make_private, release
+        from models.privacy.dpsgd import (default_delta, epsilon, fix_module, guarantee,
+                                           make_private, release)
 
         _, changed = fix_module(model)
         if changed:  # cannot happen for CifarCNN (no BatchNorm); refuse rather than mis-save
@@ -268,7 +273,8 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
                           noise_multiplier=d["noise_multiplier"],
                           max_grad_norm=d["max_grad_norm"], seed=seed)  # fmt: skip
         net, opt = dp.module, dp.optimizer
-        hist.update(epsilon=[], delta=d["delta"])
+        delta = default_delta(len(xt), d["delta"])  # min(d["delta"], 1 / (10 n))
+        hist.update(epsilon=[], delta=delta)
     else:
         net, opt = model, make_opt(model.parameters())
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -295,11 +301,7 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
             logits = net(xb)  # (b, n_classes)
             loss = loss_fn(logits, yb)
             if adversarial:
-                for _ in range(int(adv["k_steps"])):  # max step(s) of the inference model
-                    ridx = torch.from_numpy(rng.choice(len(yr), min(bs, len(yr)), replace=False))
-                    with torch.no_grad():
-                        ref_logits = net(xr[ridx])  # (b_ref, n_classes)
-                    reg.attack_step(logits, yb, ref_logits, yr[ridx])
+                reg.max_steps(net, xb, yb, draw_reference, int(adv["k_steps"]))  # eval-mode views
                 loss = loss + reg.penalty(logits, yb)  # min step: CE + lam * mean -log(1 - h)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -316,7 +318,7 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
         for k in HISTORY_KEYS:
             hist[k].append(row[k])
         if dp is not None:
-            hist["epsilon"].append(epsilon(dp.engine, cfg["dpsgd"]["delta"]))
+            hist["epsilon"].append(epsilon(dp.engine, hist["delta"]))
         if reg is not None:
             hist["attack_gain"].append(reg.last_gain)
         bar.set_postfix(
@@ -334,6 +336,8 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
     if dp is not None:
         model = release(dp.module)
         hist["epsilon_final"] = hist["epsilon"][-1] if hist["epsilon"] else 0.0
+        hist["dp"] = guarantee(hist["epsilon_final"], hist["delta"], len(xt),
+                               "the CNN's SGD steps, per training image (record-level)", [])
     return model, hist
 
 

@@ -4,10 +4,13 @@
 
 Every setting of ``config.yaml``'s ``defenses`` (a :mod:`models.privacy.registry` spec, or a
 ``+`` combination of them) is a target CNN trained on ``train_size`` seeded members with that
-defense (:func:`auditor.cifar.target.train_target`), attacked by six attacks sharing
-``n_shadows`` shadow models trained with the same defended recipe (:func:`auditor.cifar.
-defenses.attack_suite`); serving defenses reuse the model they harden and only change the
-answers. Table 2 adds L2-regularized targets at the larger training sizes. Each trained recipe
+defense (:func:`auditor.cifar.target.train_target`), attacked by the attacks of
+``attack.attacks`` sharing ``n_shadows`` shadow models trained with the same defended recipe
+(:func:`auditor.cifar.defenses.attack_suite`; LiRA needs two shadows or more and is refused
+before any training otherwise); serving defenses reuse the model they harden and only change
+the answers. The tables report every attack's AUC and, labelled as such, their maximum: an
+upper bound picked with the evaluation labels, which the goal check uses (conservatively).
+Table 2 adds L2-regularized targets at the larger training sizes. Each trained recipe
 is one job of :func:`auditor.cifar.defense_grid.evaluate_recipe`, run in parallel through
 ``executor`` / ``workers`` (:mod:`auditor.executor`). The run folder gets the resolved
 ``config.yaml``, ``targets/<setting>/`` (checkpoints, splits, histories), ``metrics.json``
@@ -29,7 +32,7 @@ import numpy as np
 import torch
 
 from auditor.cifar.defense_grid import evaluate_recipe, recipe_key
-from auditor.cifar.defenses import ATTACK_NAMES
+from auditor.cifar.defenses import check_attacks
 from auditor.config import (
     apply_overrides,
     apply_section,
@@ -47,12 +50,15 @@ from models.vision.data import load_image_dataset
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")
 log = logging.getLogger("cifar10_defenses")
+#: Column of the maximum AUC over the attacks of a setting.
+MAX_AUC_HEADER = "max AUC over attacks (upper bound: picked with the evaluation labels)"
 
 
 def resolve_config(overrides: list[str], *, quick: bool) -> dict:
     """``config.yaml`` with the ``quick`` overrides (when asked), then the command line's."""
     config = apply_section(load_config(CONFIG), "quick", use=quick)
     config = apply_overrides(config, overrides, source=str(CONFIG))
+    check_attacks(config["attack"]["attacks"], int(config["attack"]["n_shadows"]))
     for spec in [*config["defenses"], config["table2"]["defense"]]:
         recipe_key(spec, config["cnn"])  # unknown names / parameters fail before any training
     if config["defenses"][0] != "none":
@@ -81,8 +87,10 @@ def grid_jobs(config: dict, run_dir: Path) -> list[dict]:
         {"data": str(repo_path(config["data"], REPO)), "run_dir": str(run_dir),
          "settings": specs, "train_size": n, "seed": int(config["seed"]),
          "cnn_config": dict(config["cnn"]), "n_shadows": int(a["n_shadows"]),
-         "n_eval": int(e["n_eval"]), "threshold_percentile": float(a["threshold_percentile"]),
-         "shokri_max_iter": int(a["shokri_max_iter"]), "n_bootstrap": int(e["n_bootstrap"]),
+         "attacks": list(a["attacks"]), "n_eval": int(e["n_eval"]),
+         "threshold_percentile": float(a["threshold_percentile"]),
+         "shokri_max_iter": int(a["shokri_max_iter"]),
+         "shokri_features": str(a["shokri_features"]), "n_bootstrap": int(e["n_bootstrap"]),
          "cache_dir": config["cache_dir"], "num_threads": int(config["cnn"]["num_threads"] or 1)}
         for (n, _), specs in groups.items()
     ]  # fmt: skip
@@ -96,7 +104,12 @@ def cost_factor(spec: str, config: dict) -> float:
 
 
 def settings_summary(rows: list[dict], size: int) -> list[dict]:
-    """One entry per setting at ``size``: target figures and the strongest attack's metrics."""
+    """One entry per setting at ``size``: target figures, each attack's row and the maxima.
+
+    ``max_auc`` is the row of the attack with the highest AUC and ``tpr1_max`` /
+    ``tpr01_max`` the highest TPR at 1% / 0.1% FPR over the attacks: all picked with the
+    evaluation labels, upper bounds rather than the figures of one chosen attack.
+    """
     out = {}
     for r in rows:
         if r["train_size"] != size:
@@ -105,7 +118,7 @@ def settings_summary(rows: list[dict], size: int) -> list[dict]:
                                           "target": r["target"], "attacks": {}})  # fmt: skip
         s["attacks"][r["attack"]] = r
     for s in out.values():
-        s["best"] = max(s["attacks"].values(), key=lambda r: r["auc"])
+        s["max_auc"] = max(s["attacks"].values(), key=lambda r: r["auc"])
         tprs = [r["tpr_at_fpr"].get("0.01") for r in s["attacks"].values()]
         s["tpr1_max"] = max((t for t in tprs if t is not None), default=None)
         tprs = [r["tpr_at_fpr"].get("0.001") for r in s["attacks"].values()]
@@ -114,31 +127,49 @@ def settings_summary(rows: list[dict], size: int) -> list[dict]:
 
 
 def target_met(summary: list[dict], config: dict) -> list[dict]:
-    """Settings whose strongest AUC and test-accuracy cost meet ``config["target"]``."""
+    """Settings whose max AUC over attacks and test-accuracy cost meet ``config["target"]``.
+
+    The max AUC is an upper bound picked with the evaluation labels, so a setting that meets
+    the goal on it meets it for every attack run (a conservative check).
+    """
     if not summary or summary[0]["setting"] != "none":  # the baseline has not finished yet
         return []
     base = summary[0]["target"]["test_acc"]
     goal = config["target"]
     return [
-        {"setting": s["setting"], "auc": s["best"]["auc"], "attack": s["best"]["attack"],
-         "test_acc": s["target"]["test_acc"], "acc_drop": base - s["target"]["test_acc"]}
+        {"setting": s["setting"], "max_auc": s["max_auc"]["auc"],
+         "max_auc_attack": s["max_auc"]["attack"], "test_acc": s["target"]["test_acc"],
+         "acc_drop": base - s["target"]["test_acc"]}
         for s in summary[1:]
-        if s["best"]["auc"] <= goal["max_auc"] and base - s["target"]["test_acc"] <= goal["max_acc_drop"]
+        if s["max_auc"]["auc"] <= goal["max_auc"]
+        and base - s["target"]["test_acc"] <= goal["max_acc_drop"]
     ]  # fmt: skip
 
 
 def format_tables(doc: dict, config: dict) -> str:
-    """Markdown: Table 2 and the L2 sweep beside the paper's, then the defense grid."""
+    """Markdown: Table 2 and the L2 sweep beside the paper's, then the defense grid.
+
+    Every table gives each attack's AUC and, in :data:`MAX_AUC_HEADER`'s column, their maximum.
+    """
     size = int(config["train_size"])
     rows = doc["rows"]
     ref = config["reference"]
+    attacks = list(config["attack"]["attacks"])
+    features = config["attack"]["shokri_features"]
+    auc_heads = " | ".join(f"{a} AUC" for a in attacks)
+    auc_align = "---:|" * len(attacks)
+
+    def aucs(s: dict) -> str:  # each attack's AUC, then the max over them (attack)
+        return (" | ".join(fmt(s["attacks"][a]["auc"]) for a in attacks)
+                + f" | {fmt(s['max_auc']['auc'])} ({s['max_auc']['attack']})")  # fmt: skip
+
     lines = [
-        "Table 2 (Shokri attack on L2-regularized CNNs, "
-        f"{config['table2']['defense']}), ours vs the reference paper",
+        f"Table 2 (Shokri attack on L2-regularized CNNs, {config['table2']['defense']}; Shokri's "
+        f"attack features: {features} log-probabilities), ours vs the reference paper",
         "",
         "| train size | target train acc | target test acc | precision (paper) | recall (paper) "
-        "| accuracy (paper) | Shokri AUC | strongest AUC (attack) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| accuracy (paper) | {auc_heads} | {MAX_AUC_HEADER} |",
+        f"|---:|---:|---:|---:|---:|---:|{auc_align}---:|",
     ]
     for n in sorted({int(r["train_size"]) for r in rows}):
         for s in settings_summary(rows, n):
@@ -149,17 +180,16 @@ def format_tables(doc: dict, config: dict) -> str:
                 f"| {n} | {fmt(t['train_acc'])} | {fmt(t['test_acc'])} "
                 f"| {fmt(r['precision'])} ({fmt(p.get('precision'), 2)}) "
                 f"| {fmt(r['recall'])} ({fmt(p.get('recall'), 4)}) "
-                f"| {fmt(r['accuracy'])} ({fmt(p.get('accuracy'), 2)}) | {fmt(r['auc'])} "
-                f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) |"
+                f"| {fmt(r['accuracy'])} ({fmt(p.get('accuracy'), 2)}) | {aucs(s)} |"
             )
     summary = settings_summary(rows, size)
     lines += [
         "",
         f"L2 sweep (training size {size}), ours vs the reference paper (attack accuracy: Shokri)",
         "",
-        "| L2 factor | train acc (paper) | test acc (paper) | attack acc (paper) "
-        "| strongest AUC (attack) |",
-        "|---:|---:|---:|---:|---:|",
+        f"| L2 factor | train acc (paper) | test acc (paper) | attack acc (paper) | {auc_heads} "
+        f"| {MAX_AUC_HEADER} |",
+        f"|---:|---:|---:|---:|{auc_align}---:|",
     ]
     for factor in config["l2_sweep"]:
         for s in summary:
@@ -177,41 +207,42 @@ def format_tables(doc: dict, config: dict) -> str:
             lines.append(
                 f"| {factor:g} | {fmt(t['train_acc'])} ({fmt(p.get('train_acc'))}) "
                 f"| {fmt(t['test_acc'])} ({fmt(p.get('test_acc'))}) "
-                f"| {fmt(r['accuracy'])} ({fmt(p.get('attack_acc'))}) "
-                f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) |"
+                f"| {fmt(r['accuracy'])} ({fmt(p.get('attack_acc'))}) | {aucs(s)} |"
             )
     base = summary[0] if summary and summary[0]["setting"] == "none" else None
     lines += [
         "",
-        f"Every defense (training size {size}; AUC per attack; strongest = highest AUC; TPR at "
-        "low FPR: the highest over the six attacks; time ratio: target training time / "
+        f"Every defense (training size {size}; AUC per attack, Shokri on {features} "
+        "log-probabilities; the max AUC and the TPR at low FPR are the highest over the attacks, "
+        "upper bounds picked with the evaluation labels; time ratio: target training time / "
         "undefended, serving defenses reuse the undefended model)",
         "",
-        "| setting | test acc | train acc | eps (delta) | " + " | ".join(ATTACK_NAMES)
-        + " | strongest AUC | TPR@1% | TPR@0.1% | train time ratio |",
-        "|---|---:|---:|---:|" + "---:|" * len(ATTACK_NAMES) + "---:|---:|---:|---:|",
+        f"| setting | test acc | train acc | eps (delta) | {auc_heads} | {MAX_AUC_HEADER} "
+        "| max TPR@1% | max TPR@0.1% | train time ratio |",
+        f"|---|---:|---:|---:|{auc_align}---:|---:|---:|---:|",
     ]  # fmt: skip
     for s in summary:
         t = s["target"]
         eps = f"{t['epsilon']:.2f} ({t['delta']:g})" if t.get("epsilon") is not None else "-"
         ratio = (f"{t['train_seconds'] / base['target']['train_seconds']:.2f}" if base
                  else "-") if t["train_seconds"] else "1.00"  # fmt: skip
-        aucs = " | ".join(fmt(s["attacks"][a]["auc"]) for a in ATTACK_NAMES)
         lines.append(
-            f"| {s['setting']} | {fmt(t['test_acc'])} | {fmt(t['train_acc'])} | {eps} | {aucs} "
-            f"| {fmt(s['best']['auc'])} ({s['best']['attack']}) | {fmt(s['tpr1_max'])} "
-            f"| {fmt(s['tpr01_max'])} | {ratio} |"
+            f"| {s['setting']} | {fmt(t['test_acc'])} | {fmt(t['train_acc'])} | {eps} "
+            f"| {aucs(s)} | {fmt(s['tpr1_max'])} | {fmt(s['tpr01_max'])} | {ratio} |"
         )
     met = doc.get("target_met", [])
     goal = config["target"]
-    lines += ["", f"Goal: strongest-attack AUC <= {goal['max_auc']} at <= "
-              f"{100 * goal['max_acc_drop']:.0f} points test-accuracy cost: "
-              + ("; ".join(f"{m['setting']} (AUC {m['auc']:.3f} by {m['attack']}, test acc "
-                           f"{m['test_acc']:.3f}, cost {100 * m['acc_drop']:.1f} points)"
-                           for m in met) or "no setting met it") + ".",
+    lines += ["", f"Goal: AUC <= {goal['max_auc']} at <= {100 * goal['max_acc_drop']:.0f} "
+              "points test-accuracy cost, checked on the max AUC over the attacks (an upper "
+              "bound picked with the evaluation labels, so a conservative check): "
+              + ("; ".join(f"{m['setting']} (max AUC {m['max_auc']:.3f}, by "
+                           f"{m['max_auc_attack']}; test acc {m['test_acc']:.3f}, cost "
+                           f"{100 * m['acc_drop']:.1f} points)" for m in met)
+                 or "no setting met it") + ".",
               "",
               f"Deviations from the paper: {config['cnn']['epochs']} epochs (paper: up to 100); "
-              f"{config['attack']['n_shadows']} shadow model(s) per recipe; see "
+              f"{config['attack']['n_shadows']} shadow model(s) per recipe; attacks "
+              f"{', '.join(attacks)} (LiRA needs >= 2 shadows); see "
               "recipes/cifar10_defenses/config.yaml."]  # fmt: skip
     return "\n".join(lines)
 
@@ -256,11 +287,13 @@ def run(config: dict, out: Path) -> dict:
     executor.map(evaluate_recipe, jobs, desc="defended recipes", on_result=finished)
     summary = save()
     points = [{"name": s["setting"], "utility": s["target"]["test_acc"],
-               "series": {"strongest attack": {"auc": s["best"]["auc"], "tpr": s["tpr1_max"]}}}
+               "series": {"max over attacks": {"auc": s["max_auc"]["auc"],
+                                               "tpr": s["tpr1_max"]}}}
               for s in summary]  # fmt: skip
     plot_privacy_utility(
         points, run_dir / "privacy_utility.png", utility_label="test accuracy",
-        attacks=[("auc", "strongest attack AUC"), ("tpr", "TPR at 1% FPR (best attack)")],
+        attacks=[("auc", "max AUC over attacks (upper bound)"),
+                 ("tpr", "max TPR at 1% FPR over attacks (upper bound)")],
         baseline=config["defenses"][0], title=f"CIFAR-10 defenses, training size {size}",
     )  # fmt: skip
     print(format_tables(doc, config))

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from auditor.cifar.attacks import ShokriAttack
 from auditor.cifar.audit import attack_target
 from auditor.cifar.target import load_target, train_target
 from auditor.config import (
@@ -97,8 +98,11 @@ def attack_rows(config: dict, size: int, summary: dict, executor, run_dir: Path)
 def format_tables(rows: list[dict], reference: dict, config: dict) -> str:
     """Markdown: Table 1 (Shokri) beside the paper's, then every attack's AUC and TPR at low FPR."""
     ref = {int(k): v for k, v in reference.items()}
+    shokri = config["attacks"].get("shokri") or {}
+    features = shokri.get("features", ShokriAttack().features)
     lines = [
-        "Table 1 (Shokri shadow-model attack), ours vs the reference paper",
+        f"Table 1 (Shokri shadow-model attack; attack features: {features} log-probabilities), "
+        "ours vs the reference paper",
         "",
         "| train size | target train acc | target test acc | gap | precision (paper) "
         "| recall (paper) | accuracy (paper) | AUC |",

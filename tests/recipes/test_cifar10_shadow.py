@@ -26,7 +26,7 @@ def test_quick_run_writes_config_metrics_table_and_plots(tiny_cifar_zip, tmp_pat
         "--executor.kind=serial",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Table 1 (Shokri shadow-model attack)" in proc.stdout
+    assert "Table 1 (Shokri shadow-model attack; attack features: class_order" in proc.stdout
 
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["train_sizes"] == [100, 200] and config["cnn"]["epochs"] == 2
@@ -38,12 +38,17 @@ def test_quick_run_writes_config_metrics_table_and_plots(tiny_cifar_zip, tmp_pat
         (size, attack) for size in (100, 200) for attack in ATTACKS
     ]
     for r in rows:
-        for key in ("accuracy", "precision", "recall", "f1", "auc"):
-            assert 0.0 <= r[key] <= 1.0, (r["attack"], key, r[key])
+        n = r["train_size"]
         assert set(r["tpr_at_fpr"]) == {"0.01", "0.001"}
         assert r["tpr_at_fpr"]["0.001"] is None  # 1/100 non-members cannot measure 0.1% FPR
-        assert 0.0 <= r["tpr_at_fpr"]["0.01"] <= 1.0
-        assert r["n_members"] == r["n_nonmembers"] == r["train_size"]
+        assert r["n_members"] == r["n_nonmembers"] == n
+        assert r["params"] == config["attacks"][r["attack"]]
+        # the target answers each of the 2n evaluation records twice (scores, decisions); the
+        # threshold attack also asks about the attacker's 2n own records to place its threshold
+        assert r["n_queries"] == 4 * n + (2 * n if r["attack"] == "threshold" else 0)
+    for size in (100, 200):  # the quick targets fit their members a little: LiRA sees it
+        lira = next(r for r in rows if (r["train_size"], r["attack"]) == (size, "lira"))
+        assert lira["target"]["train_test_gap"] > 0 and lira["auc"] > 0.5
         assert r["target"]["train_test_gap"] == pytest.approx(
             r["target"]["train_acc"] - r["target"]["test_acc"]
         )

@@ -12,6 +12,8 @@ example (or with one variance shared by all examples, better with few models). T
 
 Offline, the reference models train on random halves of the auditor's own records; online the
 pool also holds the candidates, and every candidate is IN for exactly half of the models.
+Each Gaussian needs at least two models (offline N >= 2, online N >= 4): with one, its standard
+deviation is zero and LiRA degenerates into a one-model loss difference.
 With ``augment=True`` each record is also queried mirrored left-right (images ``(n, H, W, 3)``)
 and the scores of both views are averaged.
 """
@@ -30,6 +32,8 @@ from auditor.cifar.attacks.signals import log_proba, scaled_confidence
 from auditor.executor import as_executor
 
 MODES = ("offline", "online")
+#: Fewest reference models behind each fitted Gaussian (one model leaves it no spread).
+MIN_PER_GAUSSIAN = 2
 #: Smallest standard deviation used (keeps the Gaussians proper when all models agree).
 MIN_STD = 1e-6
 
@@ -63,7 +67,8 @@ class LiRA(BaseEstimator):
     recipe : object
         Trains a model like the target: ``fit(x, y, *, seed)``, ``predict_log_proba(model, x)``.
     n_reference : int
-        Reference models (N); online needs an even number >= 2.
+        Reference models (N): offline >= 2, online an even number >= 4, so that every fitted
+        Gaussian rests on at least two models (with one, its standard deviation is zero).
     mode : {"offline", "online"}
         OUT models only, or IN and OUT (module docstring).
     global_variance : bool
@@ -121,9 +126,12 @@ class LiRA(BaseEstimator):
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {MODES}")
         online = self.mode == "online"
-        if self.n_reference < (2 if online else 1) or (online and self.n_reference % 2):
-            raise ValueError(f"{self.mode} LiRA needs {'an even number >= 2' if online else '>= 1'}"
-                             f" reference models, got {self.n_reference}")
+        least = MIN_PER_GAUSSIAN * (2 if online else 1)  # online: half IN, half OUT
+        if self.n_reference < least or (online and self.n_reference % 2):
+            raise ValueError(
+                f"{self.mode} LiRA needs {'an even number >= ' if online else '>= '}{least} "
+                f"reference models ({MIN_PER_GAUSSIAN} per fitted Gaussian: with one, its spread "
+                f"is zero and the score a one-model loss difference), got {self.n_reference}")
         x, y = np.asarray(x), np.asarray(y)
         xc, yc = np.asarray(x_candidates), np.asarray(y_candidates)
         if len(x) != len(y) or len(xc) != len(yc):

@@ -33,14 +33,21 @@ class CnnRecipe:
     serving : dict, optional
         The target's serving defense (``{"name": ..., **params}``,
         :func:`models.privacy.serving.harden`): shadow answers are hardened the same way.
+    reference : tuple of np.ndarray, optional
+        ``(x_ref (n_ref, H, W, 3), y_ref (n_ref,))``: the advreg reference non-members of every
+        model the recipe trains, records outside their training data (required with
+        ``advreg``, as for the target; not compared).
     """
 
     config: dict = field(default_factory=dict)
     serving: dict | None = None
+    reference: tuple | None = field(default=None, compare=False, repr=False)
 
     def fit(self, x: np.ndarray, y: np.ndarray, *, seed: int):
         """Train on images ``x (n, H, W, 3)`` and labels ``y (n,)``; returns the network."""
-        model, _ = train_cnn(x, y, self.config, seed=seed, progress=False)
+        x_ref, y_ref = self.reference if self.reference is not None else (None, None)
+        model, _ = train_cnn(x, y, self.config, seed=seed, x_ref=x_ref, y_ref=y_ref,
+                             progress=False)  # fmt: skip
         return model
 
     def predict_log_proba(self, model, x: np.ndarray) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 Each shadow is trained with the target's recipe on its own "in" records and queried on them and
 on as many "out" records; for every class, an attack classifier learns in/out from the shadow
-answers on records of that class. At audit time the target's answer on a record goes to the
-attack model of the record's class. Shadow data come from:
+answers on records of that class (by default the answer's log-probabilities in class order, as
+Shokri et al. feed the prediction vector; sorted is an option). At audit time the target's
+answer on a record goes to the attack model of the record's class. Shadow data come from:
 
 - ``"real"``: the auditor's own records (disjoint from the target's training set);
 - ``"model"``: model-based synthesis, hill climbing on the target's confidence
@@ -31,7 +32,8 @@ from auditor.cifar.attacks.synthesis import (
 from auditor.executor import as_executor
 
 SHADOW_DATA = ("real", "model", "statistics", "noisy")
-FEATURES = ("sorted", "raw")
+#: Attack features: log-probabilities in class order (the default) or sorted descending.
+FEATURES = ("class_order", "sorted")
 
 
 class ShokriAttack(BaseEstimator):
@@ -59,8 +61,10 @@ class ShokriAttack(BaseEstimator):
         (``k_max``, ``k_min``, ``conf_min``, ``rej_max``, ``iter_max``, ``n_chains``).
     feature_range : tuple
         Range of feature values (random draws in synthesis and noise).
-    features : {"sorted", "raw"}
-        Attack features: the log-probability vector sorted descending, or in class order.
+    features : {"class_order", "sorted"}
+        Attack features: the log-probability vector in class order (default; the attack model
+        of the record's class sees whether its label is the top class), or sorted descending
+        (label-blind: a confident right answer and a confident wrong one look the same).
     attack_model : sklearn classifier, optional
         Cloned once per class; default an MLP with 64 hidden units on standardized features.
     executor : str or executor
@@ -86,7 +90,7 @@ class ShokriAttack(BaseEstimator):
                  shadow_size: int | None = None, shadow_data: str = "real",
                  n_synthetic: int | None = None, noise_fraction: float = 0.1,
                  synthesis: dict | None = None, feature_range: tuple = (0, 255),
-                 features: str = "sorted", attack_model=None, executor="local",
+                 features: str = "class_order", attack_model=None, executor="local",
                  query_budget: int | None = None, seed: int = 0):
         self.target = target
         self.recipe = recipe
@@ -174,6 +178,7 @@ class ShokriAttack(BaseEstimator):
         return (self.score_samples(x, y) >= 0.5).astype(int)
 
     def _features(self, log_p: np.ndarray) -> np.ndarray:
+        """Attack features ``(n, C)`` of log-probabilities ``(n, C)`` (``features``)."""
         return -np.sort(-log_p, axis=1) if self.features == "sorted" else log_p
 
     def _shadow_data(self, x, y, n_classes):

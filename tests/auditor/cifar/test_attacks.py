@@ -156,7 +156,9 @@ def test_estimator_conventions(name, world):
         fitted = fitted.fit(*world["aux"], x_candidates=world["members"][0],
                             y_candidates=world["members"][1])
     check_is_fitted(fitted)
-    assert fitted.blackbox_.n_queries >= 0
+    # only the threshold attack queries the target to fit (its 100 reference records); the
+    # others learn from shadow / reference models alone
+    assert fitted.blackbox_.n_queries == (100 if name == "threshold" else 0)
     x, y = world["nonmembers"]
     if isinstance(fitted, LiRA):
         x, y = world["members"]
@@ -165,6 +167,9 @@ def test_estimator_conventions(name, world):
         proba = fitted.predict_proba(x, y)
         assert proba.shape == (len(x), 2)
         np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    # one query per record and pass: predict, then predict_proba where there is one
+    passes = 2 if hasattr(fitted, "predict_proba") else 1
+    assert fitted.blackbox_.n_queries == (100 if name == "threshold" else 0) + passes * 100
 
 
 def test_bad_parameters_are_refused_at_fit(world):
@@ -172,11 +177,29 @@ def test_bad_parameters_are_refused_at_fit(world):
     with pytest.raises(ValueError, match="unknown shadow_data 'fake'"):
         ShokriAttack(world["target"], world["recipe"], shadow_data="fake").fit(*aux)
     with pytest.raises(ValueError, match="even number"):
-        LiRA(world["target"], world["recipe"], n_reference=3, mode="online").fit(
+        LiRA(world["target"], world["recipe"], n_reference=5, mode="online").fit(
             *aux, x_candidates=aux[0][:5], y_candidates=aux[1][:5])
     with pytest.raises(ValueError, match="2 x 300 records"):
         MLLeaksAttack(world["target"], world["recipe"], shadow_size=300,
                       executor="serial").fit(*aux)
+
+
+class _NoTraining:
+    """A recipe that fails the test if anything is trained."""
+
+    def fit(self, x, y, *, seed):
+        raise AssertionError("trained a reference model before refusing")
+
+
+@pytest.mark.parametrize("mode, n_reference", [("offline", 1), ("online", 2)])
+def test_lira_refuses_a_single_reference_model_per_gaussian(world, mode, n_reference):
+    """One model behind a Gaussian leaves it no spread: refused before any training."""
+    aux = world["aux"]
+    lira = LiRA(world["target"], _NoTraining(), n_reference=n_reference, mode=mode,
+                global_variance=True, executor="serial")
+    with pytest.raises(ValueError, match=rf"{mode} LiRA needs .*>= {2 if mode == 'offline' else 4}"
+                                         r" reference models \(2 per fitted Gaussian"):
+        lira.fit(*aux, x_candidates=aux[0][:10], y_candidates=aux[1][:10])
 
 
 def test_query_budget_is_enforced(world):
@@ -276,9 +299,48 @@ def test_mlleaks_data_transferring_from_another_distribution(world):
     assert _auc(attack, world, "members", "nonmembers") > 0.7
 
 
-def test_shokri_raw_probability_features(world):
+def test_shokri_sorted_probability_features(world):
     attack = ShokriAttack(world["target"], world["recipe"], n_shadows=2, shadow_size=100,
-                          features="raw", executor="serial").fit(*world["aux"])
+                          features="sorted", executor="serial").fit(*world["aux"])
     assert _auc(attack, world, "members", "nonmembers") > 0.7
     with pytest.raises(ValueError, match=r"no attack model for class\(es\) \[11\]"):
         attack.score_samples(world["members"][0][:2], np.array([1, 11]))
+
+
+class _RightOnMembers:
+    """A recipe whose model answers 0.9 for the record's label on its training records, 0.9 for
+    the next class on any other record: members and non-members share one sorted answer.
+
+    Records are ``(n, 2)``: an id and the label.
+    """
+
+    def fit(self, x, y, *, seed):
+        return set(x[:, 0].tolist())
+
+    def predict_log_proba(self, model, x):
+        seen = np.isin(x[:, 0], list(model))  # (n,)
+        top = np.where(seen, x[:, 1], (x[:, 1] + 1) % 3).astype(int)  # (n,)
+        proba = np.full((len(x), 3), 0.05)
+        proba[np.arange(len(x)), top] = 0.9
+        return np.log(proba)
+
+
+def test_shokri_default_features_are_class_ordered_and_see_the_label():
+    recipe = _RightOnMembers()
+    records = np.stack([np.arange(400), np.arange(400) % 3], axis=1)  # (400, 2): id, label
+    model = recipe.fit(records[:48], None, seed=0)  # the target's 48 members
+
+    def target(x):
+        return np.exp(recipe.predict_log_proba(model, x))
+
+    x_eval, y_eval = records[:96], records[:96, 1]  # 48 members, 48 non-members, 16 per class
+    labels = np.r_[np.ones(48), np.zeros(48)]
+    aucs = {}
+    for features in (None, "sorted"):
+        params = {} if features is None else {"features": features}
+        attack = ShokriAttack(target, recipe, n_shadows=1, executor="serial", **params)
+        attack.fit(records[100:, :], records[100:, 1])
+        scores = attack.score_samples(x_eval, y_eval)
+        aucs[attack.features] = membership_metrics(labels, scores, n_bootstrap=0)["auc"]
+    assert aucs["class_order"] == 1.0  # the label's probability: 0.9 on members, 0.05 else
+    assert aucs["sorted"] == 0.5  # (0.9, 0.05, 0.05) for everyone: one score per class

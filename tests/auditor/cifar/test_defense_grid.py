@@ -9,6 +9,7 @@ from auditor.cifar.defense_grid import evaluate_recipe, recipe_key, slug
 
 torch.set_num_threads(1)
 SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 3, "batch_size": 16, "num_threads": 1}
+ATTACKS = ["shokri", "loss", "threshold", "loss_mirror"]
 
 
 @pytest.fixture(scope="module")
@@ -17,9 +18,10 @@ def tiny_zip(make_tiny_cifar_zip):
 
 
 def _job(data, run_dir, settings, **extra):
-    return dict(data=str(data), run_dir=str(run_dir), settings=settings, train_size=60, seed=0,
-                cnn_config=SMALL, n_shadows=1, n_eval=40, shokri_max_iter=5, n_bootstrap=5,
-                **extra)  # fmt: skip
+    job = dict(data=str(data), run_dir=str(run_dir), settings=settings, train_size=60, seed=0,
+               cnn_config=SMALL, n_shadows=1, attacks=ATTACKS, n_eval=40, shokri_max_iter=5,
+               n_bootstrap=5)  # fmt: skip
+    return job | extra
 
 
 def test_settings_sharing_a_model_train_it_once_and_differ_only_in_serving(tiny_zip, tmp_path):
@@ -27,7 +29,7 @@ def test_settings_sharing_a_model_train_it_once_and_differ_only_in_serving(tiny_
                                   cache_dir=str(tmp_path / "cache")))  # fmt: skip
     assert [p.name for p in (tmp_path / "targets").iterdir()] == ["n60_dropout_p-0.5"]
     by = {(r["setting"], r["attack"]): r for r in rows}
-    assert len(rows) == 12  # two settings x six attacks
+    assert [r["attack"] for r in rows] == ATTACKS * 2  # two settings x the attacks asked for
     plain, top1 = by[("dropout:p=0.5", "loss")], by[("dropout:p=0.5+topk:k=1", "loss")]
     assert plain["defense"] == "dropout" and plain["stage"] == "train"
     assert top1["defense"] == "dropout+topk" and top1["stage"] == "train+serve"
@@ -41,6 +43,11 @@ def test_settings_sharing_a_model_train_it_once_and_differ_only_in_serving(tiny_
 def test_settings_of_different_models_are_refused():
     with pytest.raises(ValueError, match="do not share one training recipe"):
         evaluate_recipe(**_job("unused.zip", "unused", ["none", "l2"]))
+
+
+def test_lira_with_one_shadow_is_refused_before_any_training():
+    with pytest.raises(ValueError, match=r"\['lira'\] need >= 2 shadow models"):
+        evaluate_recipe(**_job("unused.zip", "unused", ["none"], attacks=["loss", "lira"]))
 
 
 def test_recipe_key_and_slug():

@@ -48,6 +48,16 @@ def test_dpsgd_reports_a_finite_growing_epsilon_and_changes_training(data):
     assert hist2["epsilon"] == eps
 
 
+def test_dpsgd_delta_stays_well_below_one_over_n_and_states_its_unit(data):
+    x, y = data
+    cfg = {**SMALL, "epochs": 1, "dpsgd": {"noise_multiplier": 1.0, "delta": 0.1}}
+    _, hist = train_cnn(x, y, cfg, seed=0, progress=False)
+    assert hist["delta"] == 1.0 / (10 * len(x))  # the 0.1 asked for promises nothing at this n
+    assert hist["dp"]["delta"] == hist["delta"] and hist["dp"]["n_records"] == len(x)
+    assert hist["dp"]["epsilon"] == hist["epsilon_final"]
+    assert "per training image" in hist["dp"]["epsilon_covers"]
+
+
 def test_dpsgd_checkpoint_round_trip(data, tmp_path):
     x, y = data
     cfg = {**SMALL, "epochs": 1, "dpsgd": {"noise_multiplier": 0.5}}
@@ -58,18 +68,19 @@ def test_dpsgd_checkpoint_round_trip(data, tmp_path):
                                predict_proba(model, x[:5]))  # fmt: skip
 
 
-def test_advreg_sets_reference_aside_plays_the_game_and_lam_matters(data):
+def test_advreg_needs_an_outside_reference_plays_the_game_and_lam_matters(data):
     x, y = data
-    cfg = {**SMALL, "advreg": {"lam": 0.0, "ref_fraction": 0.25}}
-    m0, h0 = train_cnn(x, y, cfg, seed=0, progress=False)
-    assert h0["n_ref"] == 24 and len(h0["attack_gain"]) == 2
-    cfg["advreg"]["lam"] = 5.0
-    m5, h5 = train_cnn(x, y, cfg, seed=0, progress=False)
-    assert not torch.allclose(_weights(m0), _weights(m5))  # the penalty moved the classifier
+    cfg = {**SMALL, "advreg": {"lam": 0.0}}
+    with pytest.raises(ValueError, match="advreg needs x_ref, y_ref"):
+        train_cnn(x, y, cfg, seed=0, progress=False)  # nothing is carved out of x
     rng = np.random.default_rng(1)
-    xr = rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8)
-    _, hr = train_cnn(x, y, cfg, seed=0, x_ref=xr, y_ref=rng.integers(0, 10, 10), progress=False)
-    assert hr["n_ref"] == 10  # the given reference set, the classifier keeps all of x
+    ref = {"x_ref": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+           "y_ref": rng.integers(0, 10, 10)}  # fmt: skip
+    m0, h0 = train_cnn(x, y, cfg, seed=0, progress=False, **ref)
+    assert h0["n_ref"] == 10 and h0["n_train"] == 96 and len(h0["attack_gain"]) == 2
+    cfg["advreg"]["lam"] = 5.0
+    m5, _ = train_cnn(x, y, cfg, seed=0, progress=False, **ref)
+    assert not torch.allclose(_weights(m0), _weights(m5))  # the penalty moved the classifier
 
 
 def test_stacking_is_one_model_with_disjoint_parts_and_round_trips(data, tmp_path):
