@@ -166,7 +166,7 @@ def _defense_section(run_dir: Path, out: Path) -> str:
     head = ("<tr><th>setting</th><th>stage</th><th>PER on unseen speakers</th><th>PER change</th>"
             + "".join(f"<th>{c} AUC (random forest) [{CI_LABEL}]</th><th>{c} AUC (calibrated)</th>"
                       f"<th>{c} TPR at FPR 1/{n}</th>" for c in ("seen", "unseen"))
-            + "<th>training time ratio</th><th>epsilon (delta 1e-5, per frame)</th></tr>")
+            + "<th>training time ratio</th><th>epsilon at delta (per spliced window, not per speaker)</th></tr>")
 
     def cells(attacks: dict, cond: str) -> str:
         rf = attacks.get(f"{cond}/random_forest") or {}
@@ -179,7 +179,7 @@ def _defense_section(run_dir: Path, out: Path) -> str:
         f"<tr><td>{html.escape(st['setting'])}</td><td>{st['stage']}</td>"
         f"<td>{fmt(st['per_unseen_speakers'])}</td><td>{st['per_increase']:+.3f}</td>"
         + cells(st["attacks"], "seen") + cells(st["attacks"], "unseen")
-        + f"<td>{fmt(st['train_time_ratio'], 2)}</td><td>{fmt(st.get('epsilon'))}</td></tr>"
+        + f"<td>{fmt(st['train_time_ratio'], 2)}</td><td>{_epsilon(st)}</td></tr>"
         for st in doc["settings"]
     )
     best = doc.get("best_tradeoff") or {}
@@ -275,3 +275,10 @@ def write_reports(run_dir: str | Path) -> Path:
     path = out / "summary.html"
     path.write_text(summary)
     return path
+
+
+def _epsilon(setting: dict) -> str:
+    """``eps at delta`` of a DP-SGD setting, empty for the others."""
+    if setting.get("epsilon") is None:
+        return ""
+    return f"{setting['epsilon']:.3g} at {setting['delta']:.2g}"

@@ -7,11 +7,12 @@ pool speaker is IN for exactly half of them; that gives the attack balanced IN/O
 every speaker and lets :class:`auditor.attack.CalibratedUserTest` fit both distributions.
 Shadows (and, in the demo, the target itself) train in parallel through one executor
 (:mod:`auditor.executor`); a trained shadow is cached under a hash of its (config, speakers,
-seed, manifest) and reused when nothing changed.
+seed, manifest, training code) and reused when nothing changed.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -81,10 +82,11 @@ def shadow_splits(pool: Sequence[str], k: int, seed: int) -> list[dict[str, list
 
 
 def cache_key(config: dict, speakers: Sequence[str], seed: int, manifest: str | Path) -> str:
-    """Hash of what determines a trained model: resolved config, speakers, seed, manifest.
+    """Hash of what determines a trained model: resolved config, speakers, seed, manifest, code.
 
     The config is resolved first (defaults filled in), so overrides and a full config that mean
-    the same training give the same key.
+    the same training give the same key. The code is the source of the packages that train a
+    recognizer (:func:`training_code_digest`): a model trained by older code is never reused.
     """
     from models.asr.config import resolve_config
 
@@ -93,7 +95,21 @@ def cache_key(config: dict, speakers: Sequence[str], seed: int, manifest: str | 
     h.update("\n".join(sorted(speakers)).encode())
     h.update(str(seed).encode())
     h.update(hashlib.sha256(manifest_path(manifest).read_bytes()).digest())
+    h.update(training_code_digest().encode())
     return h.hexdigest()[:16]
+
+
+@functools.cache
+def training_code_digest() -> str:
+    """SHA-256 over the source files of ``models`` (recognizer, features, defenses, audio)."""
+    import models
+
+    root = Path(models.__file__).parent
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
 
 
 def train_model_job(

@@ -248,8 +248,10 @@ def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0) -> dict:
 NOTES = [
     "TPR at 1% FPR cannot be measured with N < 100 non-members; the table gives TPR at the "
     "lowest measurable FPR, 1/N.",
-    "DP-SGD's epsilon (delta 1e-5) is per FRAME (the privacy unit of the mini-batches), not per "
-    "speaker: it bounds what one 10 ms frame reveals, not what a user's hundreds of frames do.",
+    "DP-SGD's epsilon (at delta min(1e-5, 1/(10 n)), n training windows) is per spliced window "
+    "of 11 frames (the privacy unit of the mini-batches), not per speaker: it bounds what one "
+    "window reveals, not what a user's thousands of windows do; CMVN statistics, HMM priors and "
+    "transitions and the phone bigram are estimated without noise (model.json says so).",
     "Serving defenses reuse the undefended target (PER unchanged, no training cost); the auditor "
     "sees the same hardened view of its shadows. The audit asks for no per-frame top-k "
     "posteriors, so topk:K leaves its view unchanged.",
@@ -296,7 +298,7 @@ def format_defense_table(doc: dict) -> str:
     head = (
         "| setting | PER unseen spk | dPER | seen AUC RF | seen AUC cal | seen TPR@1/N RF "
         f"| unseen AUC RF [{CI_LABEL}] | unseen AUC cal | unseen TPR@1/N RF | train time x "
-        "| eps (delta 1e-5, per frame) |"
+        "| eps at delta (per window) |"
     )
     lines = [head, "|" + "---|" * 11]
 
@@ -312,7 +314,7 @@ def format_defense_table(doc: dict) -> str:
 
     for s in doc["settings"]:
         a = s["attacks"]
-        eps = "" if s["epsilon"] is None else f"{s['epsilon']:.3g}"
+        eps = "" if s["epsilon"] is None else f"{s['epsilon']:.3g} at {s['delta']:.2g}"
         lines.append(
             f"| {s['setting']} | {s['per_unseen_speakers']:.3f} | {s['per_increase']:+.3f} "
             f"| {auc(a['seen/random_forest'])} | {auc(a['seen/calibrated_test'])} "

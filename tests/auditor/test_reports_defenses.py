@@ -22,7 +22,7 @@ def _setting(name: str, stage: str, per: float, auc: float, eps=None) -> dict:
                for a in ("random_forest", "calibrated_test")}  # fmt: skip
     return {"setting": name, "stage": stage, "per_unseen_speakers": per,
             "per_increase": per - 0.4, "attacks": attacks, "train_time_ratio": 1.5,
-            "epsilon": eps}  # fmt: skip
+            "epsilon": eps, "delta": None if eps is None else 4e-6}  # fmt: skip
 
 
 def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
@@ -42,7 +42,8 @@ def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
     summary = write_reports(run)
     page = summary.read_text()
     assert "<h2>Defenses</h2>" in page and page.count("<tr><td>") >= 3
-    assert "3.200" in page and "Closest to chance on unseen audios: <b>dpsgd" in page
+    assert "3.2 at 4e-06" in page and "per spliced window" in page
+    assert "Closest to chance on unseen audios: <b>dpsgd" in page
     probe = summary.parent / "probe.html"
     probe.write_text(page.replace(
         "</body>",

@@ -67,3 +67,12 @@ def test_shadows_train_on_a_local_ray_instance(tiny_manifest, tiny_roles, tiny_r
         ray.shutdown()
     assert all(is_trained(s.path) for s in shadows)
     assert shadows[0].speakers_in == shadows[1].speakers_out
+
+
+def test_cache_key_changes_with_the_training_code(tiny_manifest, tiny_recipe, monkeypatch):
+    from auditor import shadow
+
+    before = cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest)
+    assert cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest) == before  # stable
+    monkeypatch.setattr(shadow, "training_code_digest", lambda: "edited recognizer code")
+    assert cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest) != before
