@@ -258,8 +258,14 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
     dp = None
     if cfg["dpsgd"] is not None:
         # imported here: Opacus takes seconds to import and only DP training needs it
-        from models.privacy.dpsgd import (default_delta, epsilon, fix_module, guarantee,
-                                           make_private, release)
+        from models.privacy.dpsgd import (
+            default_delta,
+            epsilon,
+            fix_module,
+            guarantee,
+            make_private,
+            release,
+        )
 
         _, changed = fix_module(model)
         if changed:  # cannot happen for CifarCNN (no BatchNorm); refuse rather than mis-save
