@@ -13,7 +13,6 @@ seed, manifest, training code) and reused when nothing changed.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import shutil
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from auditor.executor import as_executor
+from models.hashing import file_digest, json_digest
 from models.manifest import manifest_path, read_manifest
 
 log = logging.getLogger(__name__)
@@ -90,13 +90,14 @@ def cache_key(config: dict, speakers: Sequence[str], seed: int, manifest: str | 
     """
     from models.asr.config import resolve_config
 
-    h = hashlib.sha256()
-    h.update(json.dumps(resolve_config(config), sort_keys=True).encode())
-    h.update("\n".join(sorted(speakers)).encode())
-    h.update(str(seed).encode())
-    h.update(hashlib.sha256(manifest_path(manifest).read_bytes()).digest())
-    h.update(training_code_digest().encode())
-    return h.hexdigest()[:16]
+    doc = {
+        "config": resolve_config(config),
+        "speakers": sorted(speakers),
+        "seed": int(seed),
+        "manifest": file_digest(manifest_path(manifest)),
+        "code": training_code_digest(),
+    }
+    return json_digest(doc)[:16]
 
 
 @functools.cache
@@ -104,12 +105,7 @@ def training_code_digest() -> str:
     """SHA-256 over the source files of ``models`` (recognizer, features, defenses, audio)."""
     import models
 
-    root = Path(models.__file__).parent
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
+    return file_digest(Path(models.__file__).parent, "*.py")
 
 
 def train_model_job(

@@ -1,11 +1,17 @@
 """Audio file I/O shared by corpus readers, feature extraction and the device.
 
-NIST SPHERE (TIMIT's ``.WAV``) is parsed here; WAV and FLAC go through soundfile.
-Every function returns mono float32 samples in [-1, 1] and the sample rate in Hz.
+Samples are decoded by soundfile (libsndfile) in every format, NIST SPHERE (TIMIT's ``.WAV``)
+included. The SPHERE header is still parsed here: libsndfile exposes none of its fields, reads
+every byte after the header as samples whatever ``sample_count`` says (a truncated file comes
+back short without a word), accepts a header without ``end_head`` and names no file in its
+errors. SPHERE is also written here: libsndfile's NIST writer lays out another header
+(different fields, NUL padding), so synthesized corpora would change bytes.
+Every reader returns mono float32 samples in [-1, 1] and the sample rate in Hz.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -73,20 +79,23 @@ def read_sphere(path: str | Path) -> tuple[np.ndarray, int]:
         if key not in h:
             raise AudioFormatError(f"{path}: SPHERE header lacks {key}")
     if h["sample_n_bytes"] != 2:
-        raise AudioFormatError(f"{path}: only 16-bit SPHERE is supported, got {h['sample_n_bytes']} bytes")
-    if h["channel_count"] != 1:
-        raise AudioFormatError(f"{path}: only mono SPHERE is supported, got {h['channel_count']} channels")
-    order = str(h.get("sample_byte_format", "01"))
-    if order not in ("01", "10"):
-        raise AudioFormatError(f"{path}: unknown sample_byte_format {order!r}")
-    dtype = "<i2" if order == "01" else ">i2"
-    n = int(h["sample_count"])
-    body = raw[int(h["header_size"]) :]
-    if len(body) < 2 * n:
         raise AudioFormatError(
-            f"{path}: SPHERE header promises {n} samples but the file holds {len(body) // 2}"
+            f"{path}: only 16-bit SPHERE is supported, got {h['sample_n_bytes']} bytes"
         )
-    x = np.frombuffer(body[: 2 * n], dtype=dtype).astype(np.float32) / 32768.0
+    if h["channel_count"] != 1:
+        raise AudioFormatError(
+            f"{path}: only mono SPHERE is supported, got {h['channel_count']} channels"
+        )
+    n = int(h["sample_count"])
+    held = (len(raw) - int(h["header_size"])) // 2
+    if held < n:
+        raise AudioFormatError(
+            f"{path}: SPHERE header promises {n} samples but the file holds {held}"
+        )
+    try:
+        x, _ = sf.read(io.BytesIO(raw), frames=n, dtype="float32")
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioFormatError(f"{path}: cannot decode SPHERE samples ({e})") from e
     return x, int(h["sample_rate"])
 
 

@@ -11,13 +11,10 @@ stay unused.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
-
 from models.manifest import read_manifest
-from models.splits import SplitError
+from models.splits import draw_splits, write_splits
 
 
 def make_splits(
@@ -39,7 +36,8 @@ def make_splits(
     target_members, target_nonmembers, shadow_pool : number of speakers in each set.
     eval_users : number of further held-out speakers; ``None`` or 0 draws none (the audit
         then evaluates on members + non-members).
-    seed : seed of the speaker shuffle; the same seed and manifest give the same splits.
+    seed : seed of the speaker shuffle (:func:`models.splits.draw_splits` over the sorted
+        speakers); the same seed and manifest give the same splits.
 
     Returns
     -------
@@ -57,25 +55,9 @@ def make_splits(
         "shadow_pool": shadow_pool,
         "eval_users": eval_users or 0,
     }
-    for name, n in sizes.items():
-        if n < 0:
-            raise SplitError(f"{name} must be a count >= 0, got {n}")
     speakers = sorted({u.speaker for u in read_manifest(manifest)})
-    needed = sum(sizes.values())
-    if needed > len(speakers):
-        raise SplitError(
-            f"{manifest}: {needed} speakers requested "
-            f"({', '.join(f'{k}={v}' for k, v in sizes.items())}) but the manifest has only {len(speakers)}"
-        )
-    order = np.random.default_rng(seed).permutation(len(speakers))  # (n_speakers,)
-    splits, start = {}, 0
-    for name, n in sizes.items():
-        splits[name] = sorted(speakers[i] for i in order[start : start + n])
-        start += n
-    doc = {"seed": seed, "manifest": str(Path(manifest).resolve()), "splits": splits}
-    out = Path(out_json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(out)
-    return doc
+    drawn = draw_splits(
+        len(speakers), sizes, seed, unit="speakers", where=f"the manifest {manifest}"
+    )
+    splits = {name: [speakers[i] for i in idx] for name, idx in drawn.items()}  # sorted
+    return write_splits(out_json, splits, seed=seed, manifest=str(Path(manifest).resolve()))

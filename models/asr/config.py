@@ -7,11 +7,11 @@ Unknown keys are refused with a clear error (a typo must never be silently ignor
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 import yaml
 
+from models.config_merge import ConfigError, deep_merge
 from models.privacy.registry import ADVREG_WITH_DPSGD
 
 #: CMVN modes: ``utterance`` (each utterance its own mean/std), ``speaker`` (stats pooled over
@@ -103,23 +103,10 @@ DEFAULT_CONFIG: dict = {
 }
 
 
-class ConfigError(ValueError):
-    """A config key that does not exist or a value of the wrong kind."""
-
-
 def merge_config(base: dict, overrides: dict, where: str = "config") -> dict:
-    """Return ``base`` updated by ``overrides``; every override key must exist in ``base``."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if key not in out:
-            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(sorted(out))})")
-        if isinstance(out[key], dict):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{key}: expected a mapping, got {value!r}")
-            out[key] = merge_config(out[key], value, f"{where}.{key}")
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    """Return ``base`` updated by ``overrides``; every override key must exist in ``base``
+    (:func:`models.config_merge.deep_merge`, strict; :class:`ConfigError` otherwise)."""
+    return deep_merge(base, overrides, strict=True, where=where)
 
 
 def validate_config(config: dict) -> dict:

@@ -11,7 +11,6 @@ raw fbanks next to a manifest, keyed by the fbank config and each audio file's s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from torchaudio.compliance import kaldi
 from tqdm import tqdm
 
 from models.audio import read_audio
+from models.hashing import json_digest
 from models.manifest import Utterance
 
 #: Bumped whenever the fbank computation changes, so old caches are never read.
@@ -151,7 +151,7 @@ class SplicedFrames:
 def fbank_config_key(feat_cfg: dict) -> str:
     """Short hash of everything that changes raw fbanks."""
     doc = {k: feat_cfg[k] for k in FBANK_KEYS} | {"version": FEATURE_VERSION}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:16]
+    return json_digest(doc)[:16]
 
 
 def load_utterance_fbank(utt: Utterance, feat_cfg: dict, min_frames: int) -> torch.Tensor:

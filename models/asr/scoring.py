@@ -17,6 +17,11 @@ def per(ref39: Sequence[str], hyp39: Sequence[str]) -> dict:
 
     Among alignments of minimal cost, the one with the fewest substitutions is chosen
     (deterministic tie-breaking: substitution, then deletion, then insertion on the backtrace).
+    This is why the alignment is not SpeechBrain's (``speechbrain.utils.edit_distance``): its
+    cell-by-cell tie-breaking (insertion, deletion, substitution) finds the same edit distance
+    but may end on more substitutions (``ab`` -> ``cca``: 2 subs + 1 ins where this gives
+    1 del + 2 ins), and the sub/del/ins counts are attack features
+    (``tests/models/asr/test_scoring.py`` compares both).
 
     Returns
     -------

@@ -45,7 +45,6 @@ dropout ``network.dropout``; named settings in :mod:`models.asr.defenses`):
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -66,6 +65,7 @@ from models.asr.recognizer import Recognizer, save_recognizer
 from models.asr.scoring import per, sum_counts
 from models.asr.targets import alignment_states, flat_start_states, speech_span
 from models.asr.viterbi import AlignmentError, forced_align
+from models.hashing import digest
 from models.manifest import Utterance
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ class DataSplit:
 
 def speaker_fingerprint(speakers: Sequence[str]) -> str:
     """Short hash of the sorted speaker set."""
-    return hashlib.sha256("\n".join(sorted(set(speakers))).encode()).hexdigest()[:16]
+    return digest("\n".join(sorted(set(speakers))))[:16]
 
 
 def split_utterances(

@@ -35,6 +35,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from models.splits import SplitError, draw_splits, read_record_splits, write_splits
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "test")
@@ -423,7 +425,7 @@ def member_split(
     train_size : int
         Number of target members (the target's training set).
     seed : int
-        Seed of the permutation.
+        Seed of the permutation (:func:`models.splits.draw_splits`).
     n_shadow_pool : int
         Records the attacker owns (shadow / reference models), disjoint from the target's.
     n_nonmembers : int, optional
@@ -435,46 +437,18 @@ def member_split(
         ``{"target_members", "target_nonmembers", "shadow_pool"}`` -> sorted int64 index arrays.
     """
     n_non = train_size if n_nonmembers is None else n_nonmembers
-    need = train_size + n_non + n_shadow_pool
-    if min(train_size, n_non, n_shadow_pool) < 0:
-        raise ValueError("split sizes must be >= 0")
-    if need > n_total:
-        raise ValueError(
-            f"split needs {train_size} members + {n_non} non-members + {n_shadow_pool} "
-            f"shadow-pool records = {need}, pool has only {n_total}"
-        )
-    perm = np.random.default_rng(seed).permutation(n_total)
-    cuts = np.cumsum([train_size, n_non, n_shadow_pool])
-    return {
-        "target_members": np.sort(perm[: cuts[0]]),
-        "target_nonmembers": np.sort(perm[cuts[0] : cuts[1]]),
-        "shadow_pool": np.sort(perm[cuts[1] : cuts[2]]),
-    }
+    sizes = {"target_members": train_size, "target_nonmembers": n_non, "shadow_pool": n_shadow_pool}
+    return draw_splits(n_total, sizes, seed)
 
 
 def save_member_split(path: str | Path, split: dict[str, np.ndarray], **meta) -> None:
-    """Write a split as JSON ``{**meta, "splits": {name: [index, ...]}}``."""
-    doc = dict(meta)
-    doc["splits"] = {k: [int(i) for i in v] for k, v in split.items()}
-    Path(path).write_text(json.dumps(doc))
+    """Write a split as JSON ``{**meta, "splits": {name: [index, ...]}}`` (:func:`write_splits`)."""
+    write_splits(path, split, **meta)
 
 
 def load_member_split(path: str | Path) -> dict[str, np.ndarray]:
     """Read a split written by :func:`save_member_split` (checks that the sets are disjoint)."""
-    p = Path(path)
     try:
-        doc = json.loads(p.read_text())
-        split = {k: np.asarray(v, dtype=np.int64) for k, v in doc["splits"].items()}
-    except (OSError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
-        raise DatasetError(f"{p}: not a member split file ({e})") from e
-    _check_disjoint(p, split)
-    return split
-
-
-def _check_disjoint(where: Path, split: dict[str, np.ndarray]) -> None:
-    names = list(split)
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            both = np.intersect1d(split[a], split[b])
-            if len(both):
-                raise DatasetError(f"{where}: record {int(both[0])} is in both {a} and {b}")
+        return read_record_splits(path)
+    except SplitError as e:
+        raise DatasetError(str(e)) from e

@@ -47,7 +47,6 @@ and ``model.json``; nothing is pickled.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import time
@@ -59,6 +58,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
+from models.hashing import records_digest
 from models.privacy.advreg import AdversarialRegularizer
 from models.privacy.registry import get_defense
 from models.vision.cnn import DEFAULT_ARCH, arch_from_config, build_cnn
@@ -191,7 +191,8 @@ def train_cnn(
         figures are running averages over the epoch's batches; ``val_*`` are None without
         validation data), ``final`` (train / val loss and accuracy of the returned model in
         eval mode, train on all of ``x``), ``config`` (resolved), ``seed``, ``n_train``,
-        ``train_fingerprint``, ``train_seconds`` (wall time of the whole call) and per defense:
+        ``train_fingerprint`` (:func:`models.hashing.records_digest` of ``x, y``),
+        ``train_seconds`` (wall time of the whole call) and per defense:
         ``epsilon`` / ``delta`` (dpsgd), ``n_ref`` / ``attack_gain`` (advreg: the inference
         model's last gain per epoch, nats), ``first_level`` (stacking: each first-level
         model's history summary).
@@ -222,7 +223,7 @@ def train_cnn(
         "val_loss": val_loss,
         "val_acc": val_acc,
     }
-    hist.update(config=cfg, seed=seed, n_train=len(y), train_fingerprint=data_fingerprint(x, y))
+    hist.update(config=cfg, seed=seed, n_train=len(y), train_fingerprint=records_digest(x, y))
     hist["train_seconds"] = time.perf_counter() - t_start
     return model, hist
 
@@ -427,13 +428,6 @@ def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, flo
     yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
     loss = float(nn.functional.cross_entropy(logits, yt))
     return loss, float((logits.argmax(1) == yt).float().mean())
-
-
-def data_fingerprint(x: np.ndarray, y: np.ndarray) -> str:
-    """sha256 (hex) of the training images and labels, recorded in checkpoints."""
-    h = hashlib.sha256(np.ascontiguousarray(x).tobytes())
-    h.update(np.asarray(y, dtype=np.int64).tobytes())
-    return h.hexdigest()
 
 
 def save_cnn(model: nn.Module, config: dict, path: str | Path, *, meta: dict | None = None) -> Path:

@@ -43,6 +43,37 @@ def test_write_then_read_sphere_round_trips(tmp_path):
     assert header["header_size"] == 1024 and header["sample_count"] == 6
 
 
+def test_sphere_samples_are_the_pcm_body_on_a_synthesized_corpus(tiny_synth_corpus):
+    """Every sample of the project's own SPHERE files, exactly: int16 body / 32768."""
+    wavs = sorted(tiny_synth_corpus.rglob("*.WAV"))
+    assert len(wavs) == 16
+    for wav in wavs:
+        raw = wav.read_bytes()
+        n = parse_sphere_header(raw)["sample_count"]
+        expected = np.frombuffer(raw[1024 : 1024 + 2 * n], "<i2").astype(np.float32) / 32768
+        x, sr = read_sphere(wav)
+        assert sr == 16000 and x.dtype == np.float32
+        np.testing.assert_array_equal(x, expected)
+
+
+def test_sphere_reads_sample_count_samples_where_libsndfile_reads_every_byte(tmp_path):
+    """Why the header is parsed here: libsndfile ignores ``sample_count``."""
+    path = tmp_path / "t.wav"
+    x = np.array([5, -7, 9], dtype=np.int16)
+    path.write_bytes(sphere_bytes(x) + b"\x01\x02")
+    assert len(sf.read(path, dtype="int16")[0]) == 4
+    y, _ = read_sphere(path)
+    np.testing.assert_array_equal(np.round(y * 32768).astype(np.int16), x)
+
+
+def test_undecodable_sphere_samples_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "o.wav"
+    path.write_bytes(sphere_bytes(np.arange(10, dtype=np.int16)).replace(b"-s2 01", b"-s2 1 "))
+    with pytest.raises(AudioFormatError, match="cannot decode SPHERE samples") as e:
+        read_sphere(path)
+    assert str(path) in str(e.value)
+
+
 def test_big_endian_sphere(tmp_path):
     x = np.array([1, 256, -2], dtype=np.int16)
     (tmp_path / "b.wav").write_bytes(sphere_bytes(x, byte_format="10"))

@@ -20,8 +20,6 @@ and the scores of both views are averaged.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
@@ -30,6 +28,7 @@ from auditor.cifar.attacks.blackbox import BlackBox
 from auditor.cifar.attacks.shadow import train_and_query
 from auditor.cifar.attacks.signals import log_proba, scaled_confidence
 from auditor.executor import as_executor
+from models.hashing import records_digest
 
 MODES = ("offline", "online")
 #: Fewest reference models behind each fitted Gaussian (one model leaves it no spread).
@@ -205,6 +204,4 @@ class LiRA(BaseEstimator):
 
 
 def _fingerprint(x: np.ndarray, y: np.ndarray) -> str:
-    digest = hashlib.sha1(np.ascontiguousarray(x).tobytes())
-    digest.update(np.ascontiguousarray(y).astype(np.int64).tobytes())
-    return f"{x.shape}:{digest.hexdigest()}"
+    return f"{x.shape}:{records_digest(x, y)}"

@@ -48,6 +48,25 @@ def test_eval_users_are_held_out_too(manifest, tmp_path):
     assert len({s for v in doc["splits"].values() for s in v}) == 20
 
 
+def test_a_seeded_split_keeps_its_speakers(manifest, tmp_path):
+    """Pinned: the speakers a seed draws (splits of past runs must stay reproducible)."""
+    doc = make_splits(
+        manifest,
+        tmp_path / "s.json",
+        target_members=3,
+        target_nonmembers=3,
+        shadow_pool=4,
+        eval_users=2,
+        seed=5,
+    )
+    assert doc["splits"] == {
+        "target_members": ["S03", "S09", "S18"],
+        "target_nonmembers": ["S01", "S07", "S16"],
+        "shadow_pool": ["S02", "S11", "S13", "S19"],
+        "eval_users": ["S04", "S17"],
+    }
+
+
 def test_same_seed_same_splits_other_seed_other_splits(manifest, tmp_path):
     kw = {"target_members": 5, "target_nonmembers": 5, "shadow_pool": 5}
     a = make_splits(manifest, tmp_path / "a.json", seed=1, **kw)

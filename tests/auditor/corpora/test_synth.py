@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -19,6 +18,7 @@ from auditor.corpora.synth import (
 from models.asr.espeak import CLOSURE_OF_RELEASE
 from models.asr.phones import TIMIT61
 from models.audio import read_sphere
+from models.hashing import file_digest
 
 SPEAKER_ID = re.compile(r"^[FM][A-Z]{3}[0-9]$")
 
@@ -28,14 +28,6 @@ def read_segments(path: Path) -> list[tuple[int, int, str]]:
         (int(a), int(b), lab)
         for a, b, lab in (ln.split(None, 2) for ln in path.read_text().splitlines())
     ]
-
-
-def corpus_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file():
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def test_layout_and_info(tiny_synth_corpus):
@@ -102,10 +94,10 @@ def test_same_seed_same_bytes_whatever_the_jobs(tmp_path):
     one = synthesize_corpus(tmp_path / "one", n, seed=11, utterances_per_speaker=2, jobs=1)
     two = synthesize_corpus(tmp_path / "two", n, seed=11, utterances_per_speaker=2, jobs=2)
     assert one["utterances"] == two["utterances"] == 2 * n and one["seconds"] > n
-    assert corpus_digest(tmp_path / "one") == corpus_digest(tmp_path / "two")
+    assert file_digest(tmp_path / "one") == file_digest(tmp_path / "two")
     other = synthesize_corpus(tmp_path / "other", n, seed=12, utterances_per_speaker=2, jobs=2)
     assert other["utterances"] == 2 * n
-    assert corpus_digest(tmp_path / "other") != corpus_digest(tmp_path / "one")
+    assert file_digest(tmp_path / "other") != file_digest(tmp_path / "one")
 
 
 def test_bad_arguments(tmp_path):

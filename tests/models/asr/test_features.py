@@ -18,6 +18,7 @@ from models.asr.features import (
     check_audio,
     cmvn_stats,
     fbank,
+    fbank_config_key,
     num_frames,
     splice,
 )
@@ -98,3 +99,13 @@ def test_cache_hits_misses_and_never_serves_stale(tone_corpus, tmp_path):
     os.utime(utts[0].path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
     _, _, stats = cache.load(utts, FEAT, 10)
     assert stats["hits"] == 2 and stats["misses"] == 1
+
+
+def test_cache_file_name_keeps_its_value():
+    """Pinned: the fbank cache of a config keeps its file name (``FEATURE_VERSION`` 1); keys that
+    do not change raw fbanks, and their order, leave it alone."""
+    key = fbank_config_key(FEAT)
+    assert key == "d159c7bcea4d5786"
+    assert fbank_config_key(dict(reversed(list(FEAT.items()))) | {"cmvn": "none"}) == key
+    assert fbank_config_key(FEAT | {"num_mel_bins": 23}) != key
+    assert FeatureCache(None).path_for(FEAT) is None

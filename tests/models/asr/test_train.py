@@ -16,7 +16,12 @@ from models.asr.recognizer import (
     save_recognizer,
 )
 from models.asr.scoring import per, sum_counts
-from models.asr.train import TrainingDataError, split_utterances, train_recognizer
+from models.asr.train import (
+    TrainingDataError,
+    speaker_fingerprint,
+    split_utterances,
+    train_recognizer,
+)
 from models.audio import read_audio
 
 from .conftest import TONE_CONFIG
@@ -164,3 +169,9 @@ def test_batch_results_equal_one_by_one(tone_model, tone_corpus):
     together = [h.to_dict() for h in rec.transcribe_batch(audio, top_k=2)]
     alone = [rec.transcribe(*a, top_k=2).to_dict() for a in audio]
     assert together == alone
+
+
+def test_speaker_fingerprint_keeps_its_value():
+    """Pinned: the fingerprint recorded in checkpoints (sorted distinct speakers)."""
+    assert speaker_fingerprint(["FCJF0", "MDAB0", "FCJF0"]) == "deb66d7b60aba07a"
+    assert speaker_fingerprint(["MDAB0", "FCJF0"]) == "deb66d7b60aba07a"

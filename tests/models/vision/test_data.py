@@ -202,6 +202,17 @@ def test_member_split_is_disjoint_sized_and_seeded(tmp_path):
         member_split(100, 40, seed=0, n_shadow_pool=30)
 
 
+def test_a_seeded_member_split_keeps_its_records():
+    """Pinned: the records a seed draws (splits of past runs must stay reproducible)."""
+    s = member_split(30, 5, seed=3, n_shadow_pool=8, n_nonmembers=4)
+    assert {k: v.tolist() for k, v in s.items()} == {
+        "target_members": [3, 20, 23, 26, 27],
+        "target_nonmembers": [12, 17, 18, 28],
+        "shadow_pool": [0, 8, 9, 10, 11, 13, 15, 25],
+    }
+    assert all(v.dtype == np.int64 for v in s.values())
+
+
 def test_member_split_file_round_trip_and_overlap_check(tmp_path):
     s = member_split(50, 10, seed=0, n_shadow_pool=20, n_nonmembers=5)
     save_member_split(tmp_path / "split.json", s, seed=0, pool="train+test")
