@@ -33,9 +33,9 @@ from auditor.features import FeatureError, user_feature_names, user_features, ut
 from auditor.metrics import fpr_key, membership_metrics
 from auditor.query import QueryResult, query_device, query_recognizer
 from auditor.shadow import ShadowModel
-from device_sim.hardening import OutputPolicy, parse_output_policy
 from models.asr.recognizer import load_recognizer
 from models.manifest import Utterance, read_manifest
+from models.privacy.serving import OutputPolicy, parse_output_policy
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ def device_output_policy(answers: Iterable[dict], status: dict | None) -> Output
 
     Examples
     --------
-    >>> device_output_policy([{"output": "rounded:1"}], {"output": "rounded:1"}).spec
-    'rounded:1'
+    >>> device_output_policy([{"output": "label_only"}], {"output": "label_only"}).reveals_scores
+    False
     """
     declared = Counter(str(a.get("output", "full")) for a in answers)
     said = None if status is None else status.get("output")
@@ -320,7 +320,8 @@ def audit_users(
                                model=f"{s.name}@{s.path.name}", progress=progress)
         failures += [{"model": s.name, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
                      for k, e in res.errors.items()]
-        shadow_feats.append((s, _features_of(s_chosen, res, s.name, failures, policy.apply)))
+        feats = _features_of(s_chosen, res, s.name, failures, policy.harden_answer)
+        shadow_feats.append((s, feats))
 
     names = user_feature_names()
     attacks: dict[str, dict] = {}

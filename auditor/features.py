@@ -15,6 +15,7 @@ import numpy as np
 
 from models.asr.phones import fold_48_to_39
 from models.asr.scoring import per
+from models.privacy.serving import FULL, parse_output_policy
 
 #: Per-utterance features, in vector order.
 UTTERANCE_FEATURES = (
@@ -41,9 +42,7 @@ AGGREGATES = {
 }
 
 
-#: The ``output`` a device that answers transcripts only declares (device_sim's hardening).
-TRANSCRIPT_ONLY = "transcript-only"
-#: Features a transcript-only answer withholds; set to 0.0 for every user (no information).
+#: Features a ``label_only`` answer withholds; set to 0.0 for every user (no information).
 SCORE_FEATURES = (
     "log_like_per_frame",
     "mean_confidence",
@@ -72,15 +71,16 @@ def utterance_features(answer: Mapping, reference_phones: Sequence[str], utt_id:
     -------
     dict keyed by :data:`UTTERANCE_FEATURES` (PER and its edit counts on the 39 folding).
 
-    A hardened answer that declares ``"output": "transcript-only"`` (label-only) gives the
-    edit features only; :data:`SCORE_FEATURES` are then 0.0 (the same for every user, so they
-    carry nothing and the attack works from the transcript alone).
+    A hardened answer that declares ``"output": "label_only"``
+    (:class:`models.privacy.serving.OutputPolicy`) gives the edit features only;
+    :data:`SCORE_FEATURES` are then 0.0 (the same for every user, so they carry nothing and the
+    attack works from the transcript alone).
 
     Raises
     ------
     FeatureError
-        For an empty reference or an answer that lacks a field without declaring itself
-        transcript-only.
+        For an empty reference, an answer declaring an output policy that is not one, or an
+        answer that lacks a field its policy keeps.
 
     Examples
     --------
@@ -91,7 +91,10 @@ def utterance_features(answer: Mapping, reference_phones: Sequence[str], utt_id:
     """
     if not reference_phones:
         raise FeatureError(f"{utt_id}: no reference phones (missing reference text)")
-    label_only = answer.get("output") == TRANSCRIPT_ONLY
+    try:
+        label_only = not parse_output_policy(answer.get("output", FULL)).reveals_scores
+    except ValueError as e:
+        raise FeatureError(f"{utt_id}: {e}") from None
     needed = ("phones",) if label_only else ("phones", "log_like_per_frame", "frames")
     missing = [k for k in needed if k not in answer]
     if missing:

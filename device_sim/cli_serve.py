@@ -15,8 +15,8 @@ import threading
 
 import click
 
-from device_sim.hardening import parse_output_policy
 from device_sim.profiles import PROFILES
+from models.privacy.serving import parse_output_policy
 
 _PROTOCOLS = click.Choice(["auto", "5", "3.1.1"])
 
@@ -75,7 +75,7 @@ def _check_output(ctx, param, value: str) -> str:
     default="full",
     show_default=True,
     callback=_check_output,
-    help="Output hardening: full | topk:K | rounded:D | transcript-only.",
+    help="Output policy: full | topk:k=K | rounding:decimals=D | label_only.",
 )
 @click.option(
     "--rate-limit", default=None, help="Per-client query limit, e.g. 10/min or 2/s:5 (burst)."

@@ -29,7 +29,6 @@ from paho.mqtt.properties import Properties
 from device_sim.acl import device_username
 from device_sim.audio_input import decode_audio
 from device_sim.collect import KaldiCollector
-from device_sim.hardening import OutputPolicy, parse_output_policy
 from device_sim.protocol import (
     DEFAULT_LIMITS,
     QOS,
@@ -49,6 +48,7 @@ from device_sim.protocol import (
 )
 from device_sim.ratelimit import RateLimiter
 from models.asr.recognizer import RecognizerInputError
+from models.privacy.serving import OutputPolicy, parse_output_policy
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ class DeviceServer:
     device_id : the device's id (its topics are ``voice/<device_id>/...``).
     broker : ``mqtt://HOST:PORT``.
     profile_report : what :func:`device_sim.profiles.apply_profile` returned (put in ``status``).
-    output : output policy spec (``full | topk:K | rounded:D | transcript-only``).
+    output : output policy spec (:func:`models.privacy.serving.parse_output_policy`: ``full``,
+        ``topk:k=K``, ``rounding:decimals=D`` or ``label_only``).
     rate_limiter : per-client token buckets, or ``None`` for no limit.
     collect_dir : Kaldi data dir to keep received audio in, or ``None``.
     username, password : broker credentials (the ACL's device user is ``device-<device_id>``).
@@ -268,7 +269,7 @@ class DeviceServer:
         }
         answer |= hyp.to_dict()
         answer["latency_ms"] = round(1000.0 * (time.monotonic() - job.received), 3)
-        self._publish(job.client_id, self.output.apply(answer), job.correlation)
+        self._publish(job.client_id, self.output.harden_answer(answer), job.correlation)
         self._count("answered")
         if self.collector is not None:
             self._collect(job, samples, hyp.phones, options.get("text"))
@@ -345,7 +346,7 @@ def serve_device(
     quantize : override the profile's int8 quantization (``None``: the profile decides).
     username, password : broker credentials.
     collect : Kaldi data dir to keep received audio in (collection mode).
-    output : output hardening policy.
+    output : output policy spec (as for :class:`DeviceServer`).
     rate_limit : per-client limit such as ``10/min`` or ``2/s:5``; ``None`` for none.
     protocol : MQTT version, ``auto``, ``5`` or ``3.1.1``.
     stop : event that ends serving (the CLI sets it on SIGINT/SIGTERM).

@@ -37,7 +37,6 @@ max-posterior threshold sees a constant (AUC 0.5).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -49,12 +48,14 @@ from scipy.stats import norm
 from auditor.cifar.attacks import CnnRecipe, ShokriAttack, ThresholdAttack
 from auditor.cifar.attacks.lira import MIN_PER_GAUSSIAN, MIN_STD, views
 from auditor.cifar.attacks.mlleaks import default_attack_model
-from auditor.cifar.attacks.shadow import in_out_splits, train_and_query
+from auditor.cifar.attacks.shadow import harden_log_proba, in_out_splits, train_and_query
 from auditor.cifar.attacks.signals import log_proba, scaled_confidence
 from auditor.cifar.attacks.threshold import best_threshold
-from auditor.cifar.target import CifarTarget, serve
+from auditor.cifar.target import CifarTarget
 from auditor.executor import as_executor
 from auditor.metrics import membership_metrics
+from models.hashing import records_digest as _digest
+from models.privacy.serving import OutputPolicy
 
 log = logging.getLogger(__name__)
 
@@ -89,12 +90,6 @@ class Shadows:
     seconds: float
 
 
-def _digest(x: np.ndarray, y: np.ndarray) -> str:
-    h = hashlib.sha1(np.ascontiguousarray(x).tobytes())
-    h.update(np.asarray(y, dtype=np.int64).tobytes())
-    return h.hexdigest()
-
-
 def train_shadows(
     target: CifarTarget, recipe: CnnRecipe, n_shadows: int, *, seed: int, x_eval: np.ndarray,
     executor="serial",
@@ -126,12 +121,12 @@ class ReplayExecutor:
 
     A job is matched by its seed and its training records (refused when they differ, so an
     attack can never be handed a shadow trained on other data); its answers are hardened by
-    ``serving`` (the target's serving defense).
+    ``policy`` (the target's output policy; None: ``full``).
     """
 
-    def __init__(self, shadows: Shadows, serving: dict | None = None):
+    def __init__(self, shadows: Shadows, policy: OutputPolicy | None = None):
         self.shadows = shadows
-        self.serving = serving
+        self.policy = policy or OutputPolicy()
 
     def map(self, fn, jobs, *, desc=None) -> list:
         """The stored answers of each job's shadow, in job order."""
@@ -143,7 +138,7 @@ class ReplayExecutor:
                 raise ValueError(f"no trained shadow with seed {job['seed']}") from None
             if _digest(job["x_train"], job["y_train"]) != self.shadows.fingerprints[s]:
                 raise ValueError(f"shadow {s}: the job's training records differ from its own")
-            out.append({q: harden_log(self.shadows.answers[s][q], self.serving)
+            out.append({q: harden_log_proba(self.shadows.answers[s][q], self.policy)
                         for q in job["queries"]})  # fmt: skip
         return out
 
@@ -151,11 +146,6 @@ class ReplayExecutor:
 def mirror(x: np.ndarray) -> np.ndarray:
     """Images ``(n, H, W, C)`` mirrored left-right (the second of :func:`views`)."""
     return views(x, augment=True)[1]
-
-
-def harden_log(log_p: np.ndarray, serving: dict | None) -> np.ndarray:
-    """Log-probabilities ``(n, C)`` hardened by ``serving`` (floored logs of zeros)."""
-    return log_p if not serving else log_proba(serve(np.exp(log_p), serving))
 
 
 class AnswerCache:
@@ -177,7 +167,7 @@ class AnswerCache:
         key = f"{x.shape}:{_digest(x, np.zeros(0))}"
         if key not in self.raw_:
             self.raw_[key] = self.target.raw_proba(x)
-        return serve(self.raw_[key], self.target.serving)
+        return self.target.policy.harden_proba(self.raw_[key])
 
 
 def check_attacks(attacks, n_shadows: int) -> tuple[str, ...]:
@@ -224,7 +214,7 @@ def attack_suite(
     upper bound over the attacks, not an attack chosen in advance).
     """
     attacks = check_attacks(attacks, len(shadows.splits))
-    serving = target.serving
+    policy = target.policy
     if cache is None:
         cache = AnswerCache(target)
     cache.target = target  # same model, this setting's serving defense
@@ -245,7 +235,7 @@ def attack_suite(
             mlpclassifier__max_iter=shokri_max_iter)
         shokri = ShokriAttack(black_box, None, n_shadows=len(shadows.splits),
                               features=shokri_features, attack_model=attack_model,
-                              executor=ReplayExecutor(shadows, serving), seed=seed)  # fmt: skip
+                              executor=ReplayExecutor(shadows, policy), seed=seed)  # fmt: skip
         shokri.fit(x_pool, y_pool, n_classes=n_classes)
         s = shokri.score_samples(x_eval, y_eval)
         score("shokri", s, (s >= 0.5).astype(int), t0)
@@ -262,7 +252,7 @@ def attack_suite(
                                        y_eval) for v in queried}  # (n_eval,) per view  # fmt: skip
 
     def shadow_phi(answers: dict, part: str, labels: np.ndarray) -> np.ndarray:  # (n,)
-        return scaled_confidence(harden_log(answers[part], serving), labels)
+        return scaled_confidence(harden_log_proba(answers[part], policy), labels)
 
     for suffix, view_names in views_of.items():
         if "loss" + suffix in attacks:

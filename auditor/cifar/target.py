@@ -11,14 +11,14 @@ A target may be trained and served with defenses of :mod:`models.privacy.registr
 (``defense="name:key=value,..."``, several joined by ``+``, see :func:`defense_settings`):
 training-stage and model-stage defenses change the CNN config (``weight_decay``, ``dropout``,
 ``advreg``, ``dpsgd``, ``stacking``, ``augment``); serving-stage defenses (``topk``,
-``rounding``, ``label_only``) are recorded in
-``model.json`` (``meta.serving``) and applied by :meth:`CifarTarget.predict_proba` to every
-answer. With ``advreg`` the defender's reference set (non-members the inference model learns
-from) is drawn from records outside every split and saved as ``defender_reference`` in
-``split.json``; as many records, also outside every split, are saved as ``shadow_reference``:
-the attacker's shadow models draw their advreg reference set from them
-(:func:`auditor.cifar.audit.shadow_recipe`), so that they, like the target, train on all their
-records and learn from an external reference set.
+``rounding``, ``label_only``) are recorded in ``model.json`` (``meta.serving``) and applied by
+:meth:`CifarTarget.predict_proba` to every answer as the output policy of
+:mod:`models.privacy.serving` (:attr:`CifarTarget.policy`). With ``advreg`` the defender's
+reference set (non-members the inference model learns from) is drawn from records outside
+every split and saved as ``defender_reference`` in ``split.json``; as many records, also outside
+every split, are saved as ``shadow_reference``: the attacker's shadow models draw their advreg
+reference set from them (:func:`auditor.cifar.audit.shadow_recipe`), so that they, like the
+target, train on all their records and learn from an external reference set.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 from torch import nn
 
 from models.privacy.registry import check_path, get_defense, parse_defenses
-from models.privacy.serving import harden
+from models.privacy.serving import OutputPolicy
 from models.vision.data import (
     ImageDataset,
     load_image_dataset,
@@ -64,6 +64,8 @@ class CifarTarget:
         Class names.
     info : dict
         The checkpoint's ``model.json``.
+    serving : dict or None
+        The serving defense ``{"name": ..., **params}`` (``meta.serving``), None without one.
     """
 
     model: nn.Module
@@ -77,10 +79,14 @@ class CifarTarget:
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """The black-box query: answers ``(n, n_classes)`` of images ``(n, H, W, 3)``.
 
-        The softmax outputs, hardened by the serving defense when there is one
-        (:func:`models.privacy.serving.harden`).
+        The softmax outputs, hardened by the serving defense (:attr:`policy`).
         """
-        return serve(predict_proba(self.model, x), self.serving)
+        return self.policy.harden_proba(predict_proba(self.model, x))
+
+    @property
+    def policy(self) -> OutputPolicy:
+        """The output policy of :attr:`serving` (``full`` without a serving defense)."""
+        return OutputPolicy.from_serving(self.serving)
 
     def raw_proba(self, x: np.ndarray) -> np.ndarray:
         """The unhardened softmax outputs (the vendor's view, for utility figures)."""
@@ -90,14 +96,6 @@ class CifarTarget:
         """Images and labels of one named split (e.g. ``"shadow_pool"``)."""
         idx = self.split[name]
         return self.x[idx], self.y[idx]
-
-
-def serve(proba: np.ndarray, serving: dict | None) -> np.ndarray:
-    """``proba (n, C)`` hardened by ``serving`` (``{"name": ..., **params}``; None = as is)."""
-    if not serving:
-        return proba
-    params = {k: v for k, v in serving.items() if k != "name"}
-    return harden(proba, serving["name"], **params)
 
 
 def defense_settings(

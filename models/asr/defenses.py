@@ -1,7 +1,8 @@
 """The registered defenses (:mod:`models.privacy.registry`) as settings of the voice path.
 
 A defense spec ``"name[:key=value,...]"`` becomes either recognizer config overrides (training
-defenses) or the device's ``--output`` policy (serving defenses, :mod:`device_sim.hardening`):
+defenses) or the device's ``--output`` policy (serving defenses: the output policy of
+:mod:`models.privacy.serving`, spelled as the defense with its defaults filled in):
 
 ========== ======================================== ==================================
 name       voice setting                            parameters
@@ -13,14 +14,14 @@ advreg     ``training.advreg`` (frame-level Nasr)   ``lam``, ``k_steps``, ``atta
                                                     ``warmup_epochs``
 dpsgd      ``training.dpsgd`` (Opacus, per window)  ``noise_multiplier``,
                                                     ``max_grad_norm``, ``delta``
-topk       ``--output topk:K``                      ``k``
-rounding   ``--output rounded:D``                   ``decimals``
-label_only ``--output transcript-only``             (alias ``transcript_only``)
+topk       ``--output topk:k=K``                    ``k``
+rounding   ``--output rounding:decimals=D``         ``decimals``
+label_only ``--output label_only``
 ========== ======================================== ==================================
 
 Defenses combine with ``+`` (:func:`models.privacy.registry.parse_defenses`): the training
 parts' overrides are merged and the serving part sets the output policy, e.g.
-``"dpsgd:noise_multiplier=0.5+transcript_only"``. ``advreg`` with ``dpsgd`` is refused: the
+``"dpsgd:noise_multiplier=0.5+label_only"``. ``advreg`` with ``dpsgd`` is refused: the
 inference model would learn from the training frames without noise.
 
 ``stacking`` and ``augment`` are refused (CIFAR-10 only); so is advreg's ``ref_fraction`` other
@@ -32,11 +33,11 @@ Examples
 >>> d = voice_defense("l2:weight_decay=0.01")
 >>> d.config, d.output
 ({'training': {'weight_decay': 0.01}}, 'full')
->>> voice_defense("transcript_only").output
-'transcript-only'
+>>> voice_defense("rounding").output
+'rounding:decimals=1'
 >>> d = voice_defense("dropout:p=0.2+l2:weight_decay=0.01+topk:k=3")
 >>> d.name, d.stage, d.output
-('dropout+l2+topk', 'train+serve', 'topk:3')
+('dropout+l2+topk', 'train+serve', 'topk:k=3')
 >>> d.config
 {'network': {'dropout': 0.2}, 'training': {'weight_decay': 0.01}}
 """
@@ -47,8 +48,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.config_merge import deep_merge as overlay  # lenient: resolve_config checks keys
 from models.manifest import Utterance, read_manifest
 from models.privacy.registry import check_path, describe, get_defense, parse_defenses
+from models.privacy.serving import OutputPolicy
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,8 @@ class VoiceDefense:
     params : its parameters (defaults filled in); ``{name: params}`` for a combination.
     stage : ``train`` or ``serve``; a combination's distinct stages joined by ``+``.
     config : recognizer config overrides (``{}`` for serving defenses and ``none``).
-    output : the device's output policy (``full`` without a serving defense).
+    output : the device's output policy spec (:attr:`models.privacy.serving.OutputPolicy.spec`;
+        ``full`` without a serving defense).
     """
 
     name: str
@@ -92,22 +96,14 @@ def voice_defense(spec: str) -> VoiceDefense:
     return VoiceDefense(info["name"], info["params"], info["stage"], config, output)
 
 
-def overlay(base: dict, extra: dict) -> dict:
-    """``base`` with ``extra``'s keys set, nested sections merged (new keys allowed: recognizer
-    configs here are overrides, checked when training resolves them)."""
-    out = dict(base)
-    for key, value in extra.items():
-        is_section = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = overlay(out[key], value) if is_section else value
-    return out
-
-
 def _single(name: str, params: dict) -> VoiceDefense:
     """One registered defense as a :class:`VoiceDefense`."""
     check_path(name, "voice")
     stage = get_defense(name).stage
     if name == "none":
         return VoiceDefense(name, params)
+    if stage == "serve":
+        return VoiceDefense(name, params, stage, output=OutputPolicy(name, params).spec)
     if name == "l2":
         return VoiceDefense(
             name, params, config={"training": {"weight_decay": params["weight_decay"]}}
@@ -131,12 +127,6 @@ def _single(name: str, params: dict) -> VoiceDefense:
         keys = ("noise_multiplier", "max_grad_norm", "delta")
         dp = {"enabled": True} | {k: params[k] for k in keys}
         return VoiceDefense(name, params, config={"training": {"dpsgd": dp}})
-    if name == "topk":
-        return VoiceDefense(name, params, stage, output=f"topk:{params['k']}")
-    if name == "rounding":
-        return VoiceDefense(name, params, stage, output=f"rounded:{params['decimals']}")
-    if name == "label_only":
-        return VoiceDefense(name, params, stage, output="transcript-only")
     raise ValueError(f"defense {name!r} has no voice implementation")  # a newly registered name
 
 

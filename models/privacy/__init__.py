@@ -6,7 +6,8 @@
 - :mod:`.dpsgd`: DP-SGD through Opacus (validate / fix the module, wrap, epsilon at a delta
   below 1/n, and what that epsilon covers).
 - :mod:`.advreg`: adversarial regularization (Nasr et al. 2018), generic over logits.
-- :mod:`.serving`: output hardening of probability answers (top-k, rounding, label-only).
+- :mod:`.serving`: the output policy (``full`` or a serving defense: top-k, rounding,
+  label-only) that hardens the device's voice answers and CIFAR-10 probability answers.
 
 Third-party imports only: ``models/`` imports no project package but ``models``.
 """

@@ -10,14 +10,15 @@ A defense acts at one *stage*:
 Each :class:`DefenseSpec` names its parameters with their defaults (the default's type is the
 parameter's type) and the paths (``"cifar"``, ``"voice"``) that implement it. Unknown names and
 parameters are refused with a :class:`ValueError` that lists the known ones (the style of
-Opacus' accountant registry).
+Opacus' accountant registry). Each defense has one name: the names it was once also spelled
+(:data:`RENAMED`) are refused with the one to write instead.
 
 Examples
 --------
 >>> parse_defense("dpsgd:noise_multiplier=1.0,max_grad_norm=2")
 ('dpsgd', {'noise_multiplier': 1.0, 'max_grad_norm': 2.0, 'delta': 1e-05})
->>> get_defense("transcript_only").name
-'label_only'
+>>> get_defense("label_only").stage
+'serve'
 
 Defenses combine with ``+`` (:func:`parse_defenses`), e.g. ``"dropout:p=0.5+augment"``: at most
 one of each name, ``none`` alone, at most one serving defense, and ``advreg`` / ``dpsgd`` /
@@ -37,7 +38,7 @@ PATHS = ("cifar", "voice")
 
 
 class UnknownDefenseError(ValueError):
-    """A defense name (or alias) that is not registered."""
+    """A defense name that is not registered (or an earlier name, :data:`RENAMED`)."""
 
 
 @dataclass(frozen=True)
@@ -140,36 +141,38 @@ DEFENSES: dict[str, DefenseSpec] = {
     )
 }
 
-#: Other names accepted for a registered defense.
-ALIASES: dict[str, str] = {"transcript_only": "label_only", "top_k": "topk"}
+#: Earlier names of registered defenses -> the name to write instead (refused, not aliased).
+RENAMED: dict[str, str] = {"transcript_only": "label_only", "top_k": "topk"}
 
 
 def get_defense(name: str) -> DefenseSpec:
-    """The :class:`DefenseSpec` registered as ``name`` (or an alias of it).
+    """The :class:`DefenseSpec` registered as ``name``.
 
     Raises
     ------
     UnknownDefenseError
-        When ``name`` is neither registered nor an alias; the message lists the known names.
+        When ``name`` is not registered; the message lists the known names, or names the one to
+        write for an earlier name (:data:`RENAMED`).
     """
-    key = ALIASES.get(name, name)
+    if name in RENAMED:
+        raise UnknownDefenseError(f"defense {name!r} is an old name: write {RENAMED[name]!r}")
     try:
-        return DEFENSES[key]
+        return DEFENSES[name]
     except KeyError:
-        known = sorted(DEFENSES) + sorted(f"{a} (= {t})" for a, t in ALIASES.items())
-        raise UnknownDefenseError(f"unknown defense {name!r}; known: {', '.join(known)}") from None
+        known = ", ".join(sorted(DEFENSES))
+        raise UnknownDefenseError(f"unknown defense {name!r}; known: {known}") from None
 
 
 def parse_defense(text: str) -> tuple[str, dict]:
     """``"name"`` or ``"name:key=value,key=value"`` -> ``(name, params)``.
 
-    ``name`` is resolved through the aliases; ``params`` are the defaults updated by the given
-    values, each converted to the type of its default.
+    ``name`` must be registered (:func:`get_defense`); ``params`` are the defaults updated by
+    the given values, each converted to the type of its default.
 
     Raises
     ------
     UnknownDefenseError
-        For an unknown name.
+        For an unknown or earlier name.
     ValueError
         For a malformed item, an unknown parameter or a value of the wrong type.
     """

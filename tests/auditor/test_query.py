@@ -45,7 +45,7 @@ def test_answers_are_recorded_and_a_rerun_reuses_them(tiny_device, utts, tmp_pat
     # answers given under another output policy (the device was hardened since) too
     lines = record.read_text().splitlines()
     hardened = json.loads(lines[1])
-    hardened["answer"]["output"] = "rounded:1"
+    hardened["answer"]["output"] = "rounding:decimals=1"
     record.write_text("\n".join([lines[0], json.dumps(hardened), *lines[2:]]) + "\n")
     fourth = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
     assert fourth.sent == 1 and fourth.reused == 5

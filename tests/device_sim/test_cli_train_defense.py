@@ -32,11 +32,11 @@ def _train(manifest, config, out, defense):
         ("shuffle", "unknown defense 'shuffle'"),
         ("stacking", "not available on the voice path"),
         ("topk:k=2", "has a serving defense: train without it and serve with "
-                     "`device-sim serve --output topk:2`"),
+                     "`device-sim serve --output topk:k=2`"),
         ("dpsgd:sigma=1", "no parameter"),
         ("advreg+dpsgd", "inference model is trained on the training records without privacy"),
         ("l2+label_only", "l2+label_only has a serving defense: train without it and serve "
-                          "with `device-sim serve --output transcript-only`"),
+                          "with `device-sim serve --output label_only`"),
     ],
 )  # fmt: skip
 def test_bad_defense_is_refused_before_training(

@@ -1,59 +1,33 @@
-"""Device-side privacy options: output hardening and the per-client rate limit."""
+"""Device-side privacy options: the output policy it serves with, the per-client rate limit."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
+from click.testing import CliRunner
 
-from device_sim.hardening import parse_output_policy
+from device_sim.cli import main
 from device_sim.ratelimit import RateLimiter, parse_rate_limit
-
-ANSWER = {
-    "schema_version": 1,
-    "correlation": "c",
-    "model_id": "m",
-    "phones": ["sil", "aa", "sil"],
-    "phones39": ["sil", "aa", "sil"],
-    "log_like_per_frame": -1.23456789,
-    "frames": 30,
-    "phone_confidences": [0.123456, 0.98765, 0.5],
-    "segments": [[0, 10], [10, 20], [20, 30]],
-    "top_k": [[[1, 0.61234], [2, 0.2], [3, 0.1]]] * 30,
-    "latency_ms": 3.0,
-}
+from device_sim.server import DeviceServer
 
 
-def test_full_keeps_everything():
-    assert parse_output_policy("full").apply(ANSWER) == ANSWER | {"output": "full"}
+def test_device_declares_its_output_policy_in_the_registry_spelling():
+    recognizer = SimpleNamespace(model_id="m")
+    device = DeviceServer(recognizer, "d", "mqtt://127.0.0.1:1", output="topk")
+    assert device.status("online")["output"] == "topk:k=3"  # defaults spelled out
+    assert device.output.harden_answer({"top_k": [[[1, 0.5]] * 5]})["top_k"] == [[[1, 0.5]] * 3]
+    with pytest.raises(ValueError, match="write 'rounding:decimals=2'"):
+        DeviceServer(recognizer, "d", "mqtt://127.0.0.1:1", output="rounded:2")
 
 
-def test_topk_truncates_per_frame_posteriors_and_caps_requests():
-    policy = parse_output_policy("topk:1")
-    out = policy.apply(ANSWER)
-    assert all(len(frame) == 1 for frame in out["top_k"])
-    assert out["phone_confidences"] == ANSWER["phone_confidences"]
-    assert policy.cap_top_k(5) == 1 and policy.cap_top_k(None) is None
-
-
-def test_rounded_rounds_every_score():
-    out = parse_output_policy("rounded:2").apply(ANSWER)
-    assert out["log_like_per_frame"] == -1.23
-    assert out["phone_confidences"] == [0.12, 0.99, 0.5]
-    assert out["top_k"][0][0] == [1, 0.61]
-    assert out["segments"] == ANSWER["segments"] and out["frames"] == 30
-
-
-def test_transcript_only_drops_scores():
-    policy = parse_output_policy("transcript-only")
-    out = policy.apply(ANSWER)
-    assert out["phones"] == ANSWER["phones"]
-    assert not {"log_like_per_frame", "phone_confidences", "top_k", "frames", "segments"} & set(out)
-    assert policy.cap_top_k(5) is None
-
-
-@pytest.mark.parametrize("spec", ["topk", "topk:0", "rounded:x", "half", "topk:-1", ""])
-def test_bad_output_specs_are_refused(spec):
-    with pytest.raises(ValueError, match="output policy"):
-        parse_output_policy(spec)
+def test_serve_refuses_an_old_output_spelling_before_loading(tmp_path):
+    args = ["serve", "--model", str(tmp_path), "--device-id", "d", "--output", "transcript-only"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "output policy 'transcript-only' is an old spelling: write 'label_only'" in " ".join(
+        result.output.split()
+    )
 
 
 def test_token_bucket_per_client():

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from auditor.cifar.attacks.signals import log_proba
-from models.privacy.serving import harden
+from models.privacy.serving import FULL, OutputPolicy
 from models.vision.train import predict_logits, train_cnn
 
 
@@ -31,8 +31,8 @@ class CnnRecipe:
         ``train_cnn`` configuration (epochs, batch size, architecture, training defenses, ...),
         the target's.
     serving : dict, optional
-        The target's serving defense (``{"name": ..., **params}``,
-        :func:`models.privacy.serving.harden`): shadow answers are hardened the same way.
+        The target's serving defense (``{"name": ..., **params}``, its
+        :class:`~models.privacy.serving.OutputPolicy`): shadow answers are hardened the same way.
     reference : tuple of np.ndarray, optional
         ``(x_ref (n_ref, H, W, 3), y_ref (n_ref,))``: the advreg reference non-members of every
         model the recipe trains, records outside their training data (required with
@@ -51,17 +51,20 @@ class CnnRecipe:
         return model
 
     def predict_log_proba(self, model, x: np.ndarray) -> np.ndarray:
-        """float64 log-softmax of the logits ``(n, n_classes)``, hardened like the target's.
-
-        Hardened answers hold zeros; their logs are floored as in
-        :func:`auditor.cifar.attacks.signals.log_proba`.
-        """
+        """float64 log-softmax of the logits ``(n, n_classes)``, hardened like the target's
+        (:func:`harden_log_proba`)."""
         logits = torch.from_numpy(predict_logits(model, x)).double()  # (n, C)
         log_p = torch.log_softmax(logits, dim=1).numpy()
-        if not self.serving:
-            return log_p
-        params = {k: v for k, v in self.serving.items() if k != "name"}
-        return log_proba(harden(np.exp(log_p), self.serving["name"], **params))
+        return harden_log_proba(log_p, OutputPolicy.from_serving(self.serving))
+
+
+def harden_log_proba(log_p: np.ndarray, policy: OutputPolicy) -> np.ndarray:
+    """Log-probabilities ``(n, C)`` as ``policy`` answers them (``log_p`` itself under ``full``).
+
+    Hardened answers hold zeros; their logs are floored as in
+    :func:`auditor.cifar.attacks.signals.log_proba`.
+    """
+    return log_p if policy.name == FULL else log_proba(policy.harden_proba(np.exp(log_p)))
 
 
 def train_and_query(recipe, x_train: np.ndarray, y_train: np.ndarray,

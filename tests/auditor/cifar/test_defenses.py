@@ -43,7 +43,9 @@ def test_defense_settings_map_specs_to_configs():
     assert defense_settings("dropout:p=0.3")[0] == {"dropout": 0.3}
     assert defense_settings("dpsgd")[0]["dpsgd"]["delta"] == 1e-5
     assert defense_settings("topk:k=2") == ({}, {"name": "topk", "k": 2})
-    assert defense_settings("transcript_only")[1] == {"name": "label_only"}
+    assert defense_settings("label_only")[1] == {"name": "label_only"}
+    with pytest.raises(UnknownDefenseError, match="write 'label_only'"):
+        defense_settings("transcript_only")
     assert defense_settings(None) == ({}, None)
     assert defense_settings("augment:crop=2")[0] == {"augment": {"flip": True, "crop": 2}}
     cfg, serving = defense_settings("dropout:p=0.5+l2:weight_decay=0.01+topk:k=1", {"epochs": 2})

@@ -46,16 +46,16 @@ def test_named_defenses_map_to_recognizer_settings():
     assert adv["lam"] == 2.0 and adv["k_steps"] == 1
     dp = _with("dpsgd:noise_multiplier=0.7")["training"]["dpsgd"]
     assert dp["enabled"] and dp["noise_multiplier"] == 0.7 and dp["delta"] == 1e-5
-    assert voice_defense("topk:k=2").output == "topk:2"
-    assert voice_defense("rounding:decimals=1").output == "rounded:1"
-    assert voice_defense("label_only").output == voice_defense("transcript_only").output
+    assert voice_defense("topk:k=2").output == "topk:k=2"  # the device's --output, same spelling
+    assert voice_defense("rounding").output == "rounding:decimals=1"  # defaults spelled out
+    assert voice_defense("label_only").output == "label_only"
 
 
 def test_combinations_merge_training_overrides_and_take_the_serving_output():
-    d = voice_defense("dpsgd:noise_multiplier=0.5+dropout:p=0.2+transcript_only")
+    d = voice_defense("dpsgd:noise_multiplier=0.5+dropout:p=0.2+label_only")
     assert d.name == "dpsgd+dropout+label_only" and d.stage == "train+serve"
     assert d.config["training"]["dpsgd"]["noise_multiplier"] == 0.5
-    assert d.config["network"] == {"dropout": 0.2} and d.output == "transcript-only"
+    assert d.config["network"] == {"dropout": 0.2} and d.output == "label_only"
     assert d.params["dropout"] == {"p": 0.2}
     assert voice_defense("l2+dropout").output == "full"
 
@@ -64,6 +64,8 @@ def test_combinations_merge_training_overrides_and_take_the_serving_output():
     ("spec", "error", "match"),
     [
         ("gradient_masking", UnknownDefenseError, "unknown defense 'gradient_masking'"),
+        ("l2+transcript_only", UnknownDefenseError, "'transcript_only' is an old name: write "
+                                                    "'label_only'"),
         ("stacking", ValueError, "not available on the voice path"),
         ("augment+l2", ValueError, "'augment' is not available on the voice path"),
         ("topk+rounding", ValueError, "at most one serving defense"),

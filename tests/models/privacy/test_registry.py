@@ -28,8 +28,10 @@ def test_unknown_name_is_refused_with_the_known_ones():
     assert isinstance(err.value, ValueError)
 
 
-def test_alias_and_defaults():
-    assert get_defense("transcript_only").name == "label_only"
+def test_one_name_per_defense_and_defaults():
+    for old, new in (("transcript_only", "label_only"), ("top_k", "topk")):
+        with pytest.raises(UnknownDefenseError, match=f"'{old}' is an old name: write '{new}'"):
+            get_defense(old)
     assert parse_defense("dpsgd") == (
         "dpsgd", {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5})  # fmt: skip
 
