@@ -1,6 +1,7 @@
 """Experiment configuration and run directories (``docs/design.md``, "Runs").
 
-One YAML file per experiment (``recipes/<name>/config.yaml``); command-line overrides
+One YAML file per experiment (``recipes/<name>/config.yaml``), possibly with override sections
+such as ``quick`` (the smoke configuration, dotted keys -> values); command-line overrides
 ``--key=value`` or ``--section.key=value`` may only touch keys the YAML already has, and take
 the type of the value they replace. A run directory receives the resolved ``config.yaml``
 (with the run's seed) and, at the end, ``metrics.json``. Shared by the speech audit and the
@@ -18,9 +19,19 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from models.config_merge import deep_merge
 
-def load_config(path, overrides: Iterable[str] = ()) -> dict:
-    """Read one experiment's YAML mapping and apply ``overrides`` (see :func:`apply_overrides`)."""
+
+def load_config(
+    path, overrides: Iterable[str] = (), *, sections: Mapping[str, bool] | None = None
+) -> dict:
+    """Read one experiment's YAML mapping, apply its ``sections``, then ``overrides``.
+
+    ``sections`` maps the names of the YAML's override sections, in the order they apply, to
+    whether they do (e.g. ``{"quick": quick}``): each is removed from the config and, when its
+    flag is set, applied (:func:`apply_section`). ``overrides`` come last
+    (:func:`apply_overrides`).
+    """
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -28,13 +39,16 @@ def load_config(path, overrides: Iterable[str] = ()) -> dict:
         raise ValueError(f"{path}: not valid YAML: {error}") from error
     if not isinstance(config, dict):
         raise ValueError(f"{path}: expected a YAML mapping at the top level")
+    for section, use in (sections or {}).items():
+        config = apply_section(config, section, use=use)
     return apply_overrides(config, overrides, source=str(path))
 
 
 def apply_section(config: Mapping, section: str, *, use: bool) -> dict:
     """``config`` without its ``section`` mapping, whose keys are applied as overrides if ``use``.
 
-    Recipes keep a ``quick`` section (dotted keys -> values) for their smoke configuration.
+    Experiments keep a ``quick`` section (dotted keys -> values) for their smoke configuration
+    (``--quick``); it is the one way to get one.
     """
     config = dict(config)
     values = config.pop(section, None) or {}
@@ -68,7 +82,7 @@ def apply_overrides(config: Mapping, overrides: Iterable[str], *, source: str = 
     >>> apply_overrides({"train": {"epochs": 10}}, ["--train.epochs=3"])
     {'train': {'epochs': 3}}
     """
-    resolved = _deep_copy(config)
+    resolved = deep_merge(config, {})
     known = sorted(_flat_keys(resolved))
     for override in overrides:
         text = override[2:] if override.startswith("--") else override
@@ -91,7 +105,7 @@ def prepare_run_dir(out, config: Mapping, seed: int) -> Path:
     """Create the run directory and write the resolved ``config.yaml`` (with ``seed``) into it."""
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {**_deep_copy(config), "seed": int(seed)}
+    resolved = deep_merge(config, {"seed": int(seed)})
     (run_dir / "config.yaml").write_text(
         yaml.safe_dump(resolved, sort_keys=False), encoding="utf-8"
     )
@@ -126,26 +140,22 @@ def _typed_like(current, raw: str, key: str):
         raise ValueError(f"{key}: cannot parse value {raw!r}: {error}") from error
     if current is None:
         return value
-    if isinstance(current, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(current, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(current, float):
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif isinstance(current, str):
+    if isinstance(current, str):
         return raw
-    elif isinstance(current, list):
-        if isinstance(value, list):
-            return value
+    if _same_kind(current, value):
+        return float(value) if isinstance(current, float) else value
     expected = type(current).__name__
     raise ValueError(f"{key}: expected a {expected} like {current!r}, got {raw!r}")
 
 
-def _deep_copy(config: Mapping) -> dict:
-    return {k: _deep_copy(v) if isinstance(v, Mapping) else v for k, v in config.items()}
+def _same_kind(current, value) -> bool:
+    """Whether ``value`` may replace ``current``: a bool, int or list for one, a number for a
+    float."""
+    if isinstance(current, bool) or isinstance(value, bool):
+        return isinstance(current, bool) and isinstance(value, bool)
+    if isinstance(current, float):
+        return isinstance(value, int | float)
+    return isinstance(current, int | list) and isinstance(value, type(current))
 
 
 def _jsonable(value):

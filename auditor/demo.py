@@ -1,121 +1,15 @@
-"""``auditor demo``: the whole story on one machine, from a synthetic corpus to audit reports.
+"""``auditor demo``: the user-level audit (:mod:`auditor.pipeline`) on its packaged config.
 
-Stages (each timed into ``stages.json``): synthesize an eSpeak corpus, prepare its manifest,
-draw speaker splits, train the target (vendor side) and the shadows (auditor side) through one
-executor, start the device (``device-sim serve`` as a subprocess with its private broker),
-audit the member and non-member users over MQTT (:func:`auditor.audit.audit_users`), write the
-reports. The run directory receives the resolved config with the seed, the splits, the corpus,
-the models, the query record, ``metrics.json`` and ``report/``. Corpus, models and answered
-queries are reused on a rerun with the same settings.
+The config is :data:`auditor.pipeline.AUDIT_CONFIG` (``auditor/demo.yaml``), the same file as
+``recipes/timit_user_audit``'s; ``--quick`` applies its ``quick`` section.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
-import signal
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 
-import yaml
-
-from auditor.config import apply_overrides, prepare_run_dir
-from models.asr.config import merge_config
-
-log = logging.getLogger(__name__)
-
-DEMO_CONFIG = Path(__file__).with_name("demo.yaml")
-QUICK_CONFIG = Path(__file__).with_name("demo_quick.yaml")
-DEVICE_START_TIMEOUT_S = 120.0
-
-
-def demo_config(quick: bool = False, overrides: Iterable[str] = ()) -> dict:
-    """The demo's config (``demo.yaml``, with ``demo_quick.yaml`` on top when ``quick``)."""
-    config = yaml.safe_load(DEMO_CONFIG.read_text())
-    if quick:
-        config = merge_config(config, yaml.safe_load(QUICK_CONFIG.read_text()), str(QUICK_CONFIG))
-    return apply_overrides(config, overrides, source=str(DEMO_CONFIG))
-
-
-@contextmanager
-def running_device(model: Path, device_id: str, *, broker_kind: str, profile: str, log_path: Path,
-                   output: str = "full"):
-    """Run ``device-sim serve`` (with its private broker) in a subprocess; yields the broker URL.
-
-    ``output`` is the device's output hardening (``device-sim serve --output``). The device's
-    stderr goes to ``log_path``; the process is stopped with SIGINT on exit.
-    """
-    cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(model),
-           "--device-id", device_id, "--broker-kind", broker_kind, "--profile", profile,
-           "--output", output]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    url: list[str] = []
-    online = threading.Event()
-
-    def drain() -> None:
-        with log_path.open("w") as f:
-            for line in proc.stderr:
-                f.write(line)
-                f.flush()
-                lines.append(line.rstrip())
-                if " broker at " in line:
-                    url.append(line.rsplit(" broker at ", 1)[1].strip())
-                if f"device {device_id} online" in line:
-                    online.set()
-        online.set()  # the process ended
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        if not online.wait(DEVICE_START_TIMEOUT_S) or proc.poll() is not None or not url:
-            raise RuntimeError(
-                f"device did not come online ({' '.join(cmd)}); its log {log_path}: "
-                + " | ".join(lines[-5:])
-            )
-        yield url[0]
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def prepare_audit_corpus(run_dir: Path, cfg: dict, seed: int, root: Path | None = None) -> Path:
-    """The manifest of the configured corpus, prepared into ``run_dir/prepared``.
-
-    ``cfg["format"]`` is ``synthetic`` (synthesized into ``run_dir/corpus`` unless the same one
-    is there), ``timit`` or ``kaldi`` (read from ``cfg["path"]``, relative to ``root``).
-    """
-    from auditor.corpora.prepare import prepare_corpus
-    from auditor.corpora.synth import synthesize_corpus
-
-    if cfg["format"] != "synthetic":
-        src = Path(cfg["path"])
-        src = src if src.is_absolute() or root is None else root / src
-        print(f"[audit] preparing {cfg['format']} corpus {src}", flush=True)
-        return prepare_corpus(src, cfg["format"], run_dir / "prepared", progress=True).manifest
-    corpus = run_dir / "corpus"
-    wanted = {"n_speakers": cfg["n_speakers"], "utterances_per_speaker":
-              cfg["utterances_per_speaker"], "spread": cfg["spread"], "seed": seed}
-    info = corpus / "synth_info.json"
-    have = json.loads(info.read_text()) if info.is_file() else {}
-    if any(have.get(k) != v for k, v in wanted.items()):
-        print(f"[audit] synthesizing {cfg['n_speakers']} speakers x "
-              f"{cfg['utterances_per_speaker']} utterances", flush=True)
-        synthesize_corpus(corpus, **wanted)
-    else:
-        print(f"[audit] reusing corpus {corpus}", flush=True)
-    return prepare_corpus(corpus, "timit", run_dir / "prepared", progress=True).manifest
+from auditor.pipeline import audit_config, run_user_audit
 
 
 def run_demo(
@@ -130,106 +24,8 @@ def run_demo(
     Parameters
     ----------
     out : run directory.
-    quick : small corpus and models (the same code path, a few minutes).
+    quick : the config's ``quick`` section: small corpus and models (the same code path).
     seed : corpus, splits, models, audio choice, attacks.
     overrides : ``--section.key=value`` changes of ``demo.yaml``.
     """
-    return run_user_audit(demo_config(quick, overrides), out, seed=seed)
-
-
-def run_user_audit(
-    cfg: dict,
-    out: str | Path,
-    *,
-    seed: int = 0,
-    root: Path | None = None,
-    manifest: Path | None = None,
-    splits_path: Path | None = None,
-    models_dir: Path | None = None,
-    reports: bool = True,
-) -> dict:
-    """The whole pipeline for one config (``demo.yaml``'s sections); see the module docstring.
-
-    ``root`` resolves a relative ``corpus.path`` (the recipes pass the repository root).
-    Several audits of one corpus (e.g. one per defense setting) share its preparation:
-    ``manifest`` (a prepared corpus: no corpus stage), ``splits_path`` (an existing splits
-    file, read instead of drawn) and ``models_dir`` (the model cache: a target or shadow whose
-    recipe, speakers and seed did not change is reused). ``cfg["device"]["output"]`` (default
-    ``full``) hardens the device's answers; the audit sees the shadows' answers through the
-    policy the device declares (see :func:`auditor.audit.audit_users`). ``reports=False`` skips
-    the HTML.
-    Returns ``metrics.json``'s document plus ``stages`` (seconds per stage).
-    """
-    from auditor.audit import audit_users
-    from auditor.corpora.split import make_splits
-    from auditor.executor import get_executor
-    from auditor.reports import format_table, write_reports
-    from auditor.shadow import cache_key, is_trained, train_shadows
-    from models.splits import read_splits
-
-    run_dir = prepare_run_dir(out, cfg, seed)
-    stages: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    if manifest is None:
-        manifest = prepare_audit_corpus(run_dir, cfg["corpus"], seed, root)
-    stages["corpus"] = time.perf_counter() - t0
-
-    t = time.perf_counter()
-    if splits_path is None:
-        splits_path = run_dir / "splits.json"
-        make_splits(manifest, splits_path, seed=seed, **cfg["splits"])
-    splits = read_splits(splits_path)
-    print(f"[audit] splits: {', '.join(f'{k}={len(v)}' for k, v in splits.items())}", flush=True)
-    rec_cfg = cfg["recognizer"]
-    key = cache_key(rec_cfg, splits["target_members"], seed, manifest)
-    models_dir = Path(models_dir) if models_dir is not None else run_dir / "models"
-    target_dir = models_dir / f"target-{key}"
-    extra = [] if is_trained(target_dir) else [
-        {"manifest": str(manifest), "speakers": splits["target_members"], "config": rec_cfg,
-         "seed": seed, "out_dir": str(target_dir)}
-    ]
-    sh = cfg["shadows"]
-    executor = get_executor(sh["executor"], max_workers=sh["workers"],
-                            threads_per_worker=sh["threads_per_worker"])
-    print(f"[audit] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
-          f"({sh['executor']} executor, {sh['workers']} workers)", flush=True)
-    shadows, _ = train_shadows(manifest, splits["shadow_pool"], rec_cfg, k=sh["k"], seed=seed,
-                               cache_dir=models_dir, executor=executor, extra_jobs=extra)
-    stages["train_target_and_shadows"] = time.perf_counter() - t
-    target_data = json.loads((target_dir / "data.json").read_text())
-
-    dev = cfg["device"]
-    t = time.perf_counter()
-    with running_device(target_dir, dev["device_id"], broker_kind=dev["broker_kind"],
-                        profile=dev["profile"], log_path=run_dir / "device.log",
-                        output=dev.get("output", "full")) as broker:
-        stages["device_start"] = time.perf_counter() - t
-        print(f"[audit] device {dev['device_id']} online at {broker}; auditing", flush=True)
-        t = time.perf_counter()
-        au = cfg["audit"]
-        metrics = audit_users(
-            manifest, run_dir, members=splits["target_members"],
-            nonmembers=splits["target_nonmembers"], shadows=shadows, broker=broker,
-            device_id=dev["device_id"], target_data=target_data,
-            audios_per_user=au["audios_per_user"], users_sweep=au["users_sweep"],
-            audios_sweep=au["audios_sweep"], n_estimators=au["n_estimators"],
-            n_bootstrap=au["n_bootstrap"], timeout_s=au["timeout_s"], retries=au["retries"],
-            seed=seed,
-        )
-        stages["audit"] = time.perf_counter() - t
-    t = time.perf_counter()
-    summary = write_reports(run_dir) if reports else None
-    stages["reports"] = time.perf_counter() - t
-    stages["total"] = time.perf_counter() - t0
-    (run_dir / "stages.json").write_text(json.dumps(stages, indent=1))
-    for cond in metrics["conditions"]:
-        print()
-        print(format_table(metrics, cond, "random_forest"))
-        print(format_table(metrics, cond, "calibrated_test"))
-    print(f"\n[audit] queries: {metrics['queries']['sent']} sent at "
-          f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "
-          + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
-    print(f"[audit] metrics: {run_dir / 'metrics.json'}\n[audit] report: {summary}")
-    return metrics | {"stages": stages, "target_dir": str(target_dir), "splits": splits,
-                      "manifest": str(manifest)}
+    return run_user_audit(audit_config(overrides=overrides, quick=quick), out, seed=seed)

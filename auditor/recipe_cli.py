@@ -1,8 +1,9 @@
 """The command line shared by the recipes whose options are ``--quick``, ``--out`` and overrides.
 
 ``python recipes/<name>/run.py [--quick] [--out DIR] [--key=value ...]``: the recipe's
-``resolve_config(overrides, quick=...)`` builds the config (a ``ValueError`` there becomes a
-clean usage error), and ``run(config, out)`` does the work into ``out`` (default
+``config.yaml`` is read with its ``quick`` section applied under ``--quick`` and the overrides
+on top (:func:`auditor.config.load_config`), checked by the recipe's ``check`` (a ``ValueError``
+there becomes a clean usage error), and ``run(config, out)`` does the work into ``out`` (default
 ``runs/<name>`` or ``runs/<name>_quick`` under the repository root).
 """
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import click
 
+from auditor.config import load_config
+
 
 def repo_path(path: str | Path, repo: Path) -> Path:
     """``path`` from a recipe's config; a relative one is taken from the repository root."""
@@ -22,15 +25,16 @@ def repo_path(path: str | Path, repo: Path) -> Path:
 
 
 def recipe_command(
-    resolve_config: Callable[..., dict],
+    config: Path,
     run: Callable[[dict, Path], object],
     *,
     repo: Path,
     name: str,
     summary: str,
     quick_help: str,
+    check: Callable[[dict], object] | None = None,
 ) -> click.Command:
-    """A click command running one recipe; ``summary`` is its ``--help`` line."""
+    """A click command running the recipe of ``config``; ``summary`` is its ``--help`` line."""
 
     @click.command(
         help=f"{summary}; extra --key=value arguments override config.yaml.",
@@ -47,10 +51,12 @@ def recipe_command(
     def main(ctx: click.Context, quick: bool, out: str | None) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         try:
-            config = resolve_config(list(ctx.args), quick=quick)
+            resolved = load_config(config, list(ctx.args), sections={"quick": quick})
+            if check is not None:
+                check(resolved)
         except ValueError as e:
             raise click.ClickException(str(e)) from e
-        default = repo / "runs" / (config["name"] + ("_quick" if quick else ""))
-        run(config, Path(out) if out else default)
+        default = repo / "runs" / (resolved["name"] + ("_quick" if quick else ""))
+        run(resolved, Path(out) if out else default)
 
     return main

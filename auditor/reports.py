@@ -22,11 +22,11 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from auditor.defense_summary import read_defense_summary  # noqa: E402
 from auditor.plots import save_roc_plots  # noqa: E402
 
 TEMPLATES = Path(__file__).with_name("templates")
 REPORT_DIR_NAME = "report"
-DEFENSES_JSON_NAME = "defenses.json"
 #: How every 95% interval is labelled: a bootstrap over the evaluated users, not training runs.
 CI_LABEL = "95% CI over users"
 EVIDENCE_COLUMNS = ("per", "subs", "ins", "dels", "log_like_per_frame", "mean_confidence",
@@ -151,12 +151,11 @@ def _user_page(user: dict, img: str) -> str:
 
 
 def _defense_section(run_dir: Path, out: Path) -> str:
-    """The privacy-utility plot and table of ``defenses.json`` (written by the voice defenses
-    recipe beside the undefended audit), or ``""`` when the run has none."""
-    path = run_dir / DEFENSES_JSON_NAME
-    if not path.is_file():
+    """The privacy-utility plot and table of the run's defenses document
+    (:mod:`auditor.defense_summary`), or ``""`` when the run has none."""
+    doc = read_defense_summary(run_dir)
+    if doc is None:
         return ""
-    doc = json.loads(path.read_text())
     img = ""
     if doc.get("plot") and (run_dir / doc["plot"]).is_file():
         shutil.copyfile(run_dir / doc["plot"], out / Path(doc["plot"]).name)
@@ -166,7 +165,8 @@ def _defense_section(run_dir: Path, out: Path) -> str:
     head = ("<tr><th>setting</th><th>stage</th><th>PER on unseen speakers</th><th>PER change</th>"
             + "".join(f"<th>{c} AUC (random forest) [{CI_LABEL}]</th><th>{c} AUC (calibrated)</th>"
                       f"<th>{c} TPR at FPR 1/{n}</th>" for c in ("seen", "unseen"))
-            + "<th>training time ratio</th><th>epsilon at delta (per spliced window, not per speaker)</th></tr>")
+            + "<th>training time ratio</th>"
+            "<th>epsilon at delta (per spliced window, not per speaker)</th></tr>")
 
     def cells(attacks: dict, cond: str) -> str:
         rf = attacks.get(f"{cond}/random_forest") or {}
@@ -194,8 +194,8 @@ def _defense_section(run_dir: Path, out: Path) -> str:
 def write_reports(run_dir: str | Path) -> Path:
     """Render the summary and per-user reports of an audited run directory; returns the summary.
 
-    When the run directory holds ``defenses.json`` (the voice defenses recipe), the summary
-    also shows the defenses' table and privacy-utility plot.
+    When the run directory holds a defenses document (:mod:`auditor.defense_summary`), the
+    summary also shows the defenses' table and privacy-utility plot.
     Raises ``FileNotFoundError`` naming the missing file when the run has no audit results.
     """
     run_dir = Path(run_dir)

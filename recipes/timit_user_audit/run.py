@@ -4,9 +4,10 @@ Tai): the user-level audit of a speech recognizer.
     python recipes/timit_user_audit/run.py [--corpus TIMIT_ROOT] [--quick] [--out DIR]
         [--config YAML] [--seed N] [--key=value ...]
 
-A thin wrapper of :func:`auditor.demo.run_user_audit`: prepare the corpus (a TIMIT tree given
-with ``--corpus``, else the synthetic eSpeak corpus, or the Kaldi data dir named in
-``speechocean.yaml``), draw splits, train the target and 2 shadows, serve the target as a
+A thin wrapper of :func:`auditor.pipeline.run_user_audit`, the pipeline of ``auditor demo``,
+with the same config (``config.yaml`` is a link to ``auditor/demo.yaml``): prepare the corpus (a
+TIMIT tree given with ``--corpus``, else the synthetic eSpeak corpus, or the Kaldi data dir named
+in ``speechocean.yaml``), draw splits, train the target and 2 shadows, serve the target as a
 device over MQTT, audit members and non-members with 5 audios each, write ``metrics.json``
 (rows by users and audios per user, both conditions), ``report/`` and ``table.md``.
 """
@@ -18,24 +19,11 @@ from pathlib import Path
 
 import click
 
-from auditor.config import apply_overrides, apply_section, load_config
-from auditor.demo import run_user_audit
+from auditor.pipeline import audit_config, run_user_audit
 from auditor.reports import format_table
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")
-
-
-def resolve_config(path: Path, overrides: list[str], *, quick: bool, corpus: str | None) -> dict:
-    """The YAML, then its ``timit`` section (with ``corpus``), ``quick`` section, command line."""
-    config = load_config(path)
-    if corpus is not None and "timit" not in config:
-        raise click.UsageError(f"{path} has no timit section; --corpus applies to config.yaml")
-    config = apply_section(config, "timit", use=corpus is not None)
-    if corpus is not None:
-        config["corpus"]["path"] = str(Path(corpus).resolve())
-    config = apply_section(config, "quick", use=quick)
-    return apply_overrides(config, overrides, source=str(path))
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
@@ -50,7 +38,7 @@ def resolve_config(path: Path, overrides: list[str], *, quick: bool, corpus: str
 def main(config_path, corpus, quick, out, seed, overrides):
     """Run the Table 3 user-level audit and print the paper-format table."""
     try:
-        config = resolve_config(Path(config_path), list(overrides), quick=quick, corpus=corpus)
+        config = audit_config(config_path, overrides, quick=quick, corpus=corpus)
         metrics = run_user_audit(config, out, seed=seed, root=REPO)
     except ValueError as e:
         raise click.ClickException(str(e)) from e

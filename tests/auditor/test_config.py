@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
+from auditor.pipeline import AUDIT_CONFIG, audit_config
 
 CONFIG = """\
 name: cifar10_shadow
@@ -62,6 +63,30 @@ def test_unknown_key_lists_close_matches(config_file):
 def test_bad_overrides_are_refused(config_file, override, message):
     with pytest.raises(ValueError, match=message):
         load_config(config_file, [override])
+
+
+def test_sections_apply_in_order_then_the_overrides(config_file):
+    config_file.write_text(CONFIG + "big:\n  train.epochs: 50\nquick:\n  train.epochs: 1\n"
+                           "  train.sizes: [10]\n")
+    plain = load_config(config_file, sections={"big": False, "quick": False})
+    assert plain["train"]["epochs"] == 10 and "quick" not in plain and "big" not in plain
+    quick = load_config(config_file, ["--train.sizes=[20]"], sections={"big": True, "quick": True})
+    assert quick["train"]["epochs"] == 1 and quick["train"]["sizes"] == [20]
+    with pytest.raises(ValueError, match="unknown key 'train.epoch' in override 'train.epoch=2'"):
+        config_file.write_text(CONFIG + "quick:\n  train.epoch: 2\n")
+        load_config(config_file, sections={"quick": True})
+
+
+def test_the_audit_config_and_its_sections(config_file, tmp_path):
+    full, quick = audit_config(), audit_config(quick=True)
+    assert "quick" not in full and "timit" not in full and full["splits"]["target_members"] == 25
+    assert quick["splits"] == {"target_members": 10, "target_nonmembers": 10, "shadow_pool": 20}
+    assert quick["recognizer"]["network"] == {"hidden": [128, 128], "dropout": 0.0}
+    assert audit_config(AUDIT_CONFIG, ["--shadows.k=4"])["shadows"]["k"] == 4
+    timit = audit_config(corpus=tmp_path)
+    assert timit["corpus"]["format"] == "timit" and timit["corpus"]["path"] == str(tmp_path)
+    with pytest.raises(ValueError, match="no timit section"):
+        audit_config(config_file, corpus=tmp_path)
 
 
 def test_bad_yaml_names_the_file(tmp_path):

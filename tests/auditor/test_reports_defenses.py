@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 
+from auditor.defense_summary import DEFENSES_JSON, read_defense_summary, write_defense_summary
 from auditor.plots import plot_privacy_utility
 from auditor.reports import write_reports
 
@@ -35,10 +35,12 @@ def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
               for s in settings]  # fmt: skip
     plot_privacy_utility(points, run / "pu.png", utility_label="PER",
                          attacks=[("auc", "AUC"), ("tpr_low", "TPR")])  # fmt: skip
-    (run / "defenses.json").write_text(json.dumps({
-        "plot": "pu.png", "settings": settings, "n_nonmembers": 2, "notes": ["per frame"],
-        "best_tradeoff": {"setting": "dpsgd:noise_multiplier=1", "per_increase": 0.15,
-                          "unseen_auc_distance_to_chance": 0.1}}))  # fmt: skip
+    best = {"setting": "dpsgd:noise_multiplier=1", "per_increase": 0.15,
+            "unseen_auc_distance_to_chance": 0.1}  # fmt: skip
+    path = write_defense_summary(run, settings=settings, n_nonmembers=2, best_tradeoff=best,
+                                 notes=["per frame"], plot="pu.png")  # fmt: skip
+    assert path == run / DEFENSES_JSON
+    assert read_defense_summary(run)["best_tradeoff"] == best
     summary = write_reports(run)
     page = summary.read_text()
     assert "<h2>Defenses</h2>" in page and page.count("<tr><td>") >= 3
@@ -60,4 +62,5 @@ def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
 
 
 def test_summary_without_defense_results_has_no_defense_section(tiny_audit_run):
+    assert read_defense_summary(tiny_audit_run) is None
     assert "<h2>Defenses</h2>" not in write_reports(tiny_audit_run).read_text()

@@ -11,7 +11,18 @@ import pytest
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from auditor.config import load_config
+from auditor.pipeline import AUDIT_CONFIG
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "timit_user_audit" / "run.py"
+#: Smaller than the shared config's ``quick`` section (``auditor demo --quick``): a 1-minute run.
+SMOKE = ["--corpus.n_speakers=12", "--corpus.utterances_per_speaker=6",
+         "--splits.target_members=3", "--splits.target_nonmembers=3", "--splits.shadow_pool=6",
+         "--recognizer.network.hidden=[64]", "--recognizer.training.epochs=2",
+         "--recognizer.training.heldout_utterances_per_speaker=2",
+         "--recognizer.training.tune_decoding=false", "--audit.audios_per_user=2",
+         "--audit.users_sweep=[4, 6]", "--audit.audios_sweep=[1, 2]", "--audit.n_estimators=50",
+         "--audit.n_bootstrap=100"]  # fmt: skip
 #: The users.json score each attack's metrics rank users by.
 USER_SCORE = {"random_forest": "forest_score", "calibrated_test": "log_likelihood_ratio"}
 
@@ -30,11 +41,15 @@ def assert_attacks_match_users(attacks: dict, users: list[dict], splits: dict) -
         assert m["auc"] == pytest.approx(roc_auc_score(truth, scores))
 
 
+def test_the_recipe_and_the_demo_share_one_config():
+    assert load_config(RECIPE.with_name("config.yaml")) == load_config(AUDIT_CONFIG)
+
+
 def test_quick_run_writes_config_splits_metrics_reports(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run(
         [sys.executable, str(RECIPE), "--quick", "--out", str(out), "--seed", "3",
-         "--shadows.executor=serial"],
+         "--shadows.executor=serial", *SMOKE],
         capture_output=True, text=True, timeout=400,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
