@@ -276,16 +276,7 @@ def audit_users(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     members, nonmembers = sorted(members), sorted(nonmembers)
-    if not members or not nonmembers:
-        raise AuditError("need at least one member and one non-member user to audit")
-    audited = set(members) | set(nonmembers)
-    if set(members) & set(nonmembers):
-        both = sorted(set(members) & set(nonmembers))
-        raise AuditError(f"users both member and non-member: {both}")
-    for s in shadows:
-        clash = audited & (set(s.speakers_in) | set(s.speakers_out))
-        if clash:
-            raise AuditError(f"{s.name} was built on audited users {sorted(clash)[:5]}")
+    audited = _check_audited_users(members, nonmembers, shadows)
     max_k = max([audios_per_user, *audios_sweep])
     shadow_speakers = sorted({x for s in shadows for x in (*s.speakers_in, *s.speakers_out)})
     utts = read_manifest(manifest, sorted(audited | set(shadow_speakers)))
@@ -295,116 +286,36 @@ def audit_users(
     failures: list[dict] = []
 
     chosen = select_audios(utts, members, nonmembers, target_data, max_k, seed)
-    to_ask = {u.utt_id: u for users in chosen.values() for us in users.values() for u in us}
     target_q = query_device(
-        sorted(to_ask.values(), key=lambda u: u.utt_id), record, broker=broker,
-        device_id=device_id, client_id=client_id, timeout_s=timeout_s, retries=retries,
-        budget=budget, progress=progress,
+        _audios_to_ask(chosen), record, broker=broker, device_id=device_id,
+        client_id=client_id, timeout_s=timeout_s, retries=retries, budget=budget,
+        progress=progress,
     )
     if target_q.stopped:
         log.warning("device querying stopped early: %s", target_q.stopped)
-    failures += [{"model": "target", "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
-                 for k, e in target_q.errors.items()]
+    failures += _query_failures("target", target_q)
     policy = device_output_policy(target_q.answers.values(), target_q.status)
     target_feats = _features_of(chosen, target_q, "target", failures)
     conditions = list(chosen)
 
     shadow_feats = []
     for s in shadows:
-        s_chosen = select_audios(utts, s.speakers_in, s.speakers_out, s.data(), max_k, seed)
-        if target_data is None:
-            s_chosen = {"any": s_chosen["seen"]}  # the OUT side is the same; IN: trained audios
-        s_ask = {u.utt_id: u for users in s_chosen.values() for us in users.values() for u in us}
-        res = query_recognizer(load_recognizer(s.path),
-                               sorted(s_ask.values(), key=lambda u: u.utt_id), record,
-                               model=f"{s.name}@{s.path.name}", progress=progress)
-        failures += [{"model": s.name, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
-                     for k, e in res.errors.items()]
+        s_chosen, res = _query_shadow(s, utts, target_data, max_k, seed, record, progress)
+        failures += _query_failures(s.name, res)
         feats = _features_of(s_chosen, res, s.name, failures, policy.harden_answer)
         shadow_feats.append((s, feats))
 
-    names = user_feature_names()
-    attacks: dict[str, dict] = {}
-    rows: list[dict] = []
-    sweep_skipped: list[dict] = []
-    skipped_users: list[dict] = []
-    users_doc: dict[str, dict] = {s: {"speaker": s, "member": s in set(members), "conditions": {}}
-                                  for s in sorted(audited)}
-    calibration: dict[str, dict] = {}
+    sweep = _AuditSweep(members, nonmembers, audios_per_user=audios_per_user,
+                        users_sweep=users_sweep, n_estimators=n_estimators,
+                        n_bootstrap=n_bootstrap, seed=seed)
     ks = sorted(set(audios_sweep) | {audios_per_user})
     for cond in conditions:
         for k in ks:
-            try:
-                X_sh, y_sh = _shadow_training_set(shadow_feats, cond, k)
-            except AuditError as e:
-                sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason": str(e)})
-                continue
-            X, kept, short = _matrix(target_feats[cond], [*members, *nonmembers], k)
-            if k == audios_per_user:
-                skipped_users += [{"condition": cond, "speaker": s, "reason":
-                                   f"{n} answered audios, {k} needed"} for s, n in short]
-            kept_m = [s for s in kept if s in set(members)]
-            kept_n = [s for s in kept if s not in set(members)]
-            if not kept_m or not kept_n:
-                sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason":
-                                      f"{len(kept_m)} members / {len(kept_n)} non-members "
-                                      f"have {k} audios"})
-                continue
-            forest = make_forest_attack(n_estimators, random_state=seed).fit(X_sh, y_sh)
-            test = CalibratedUserTest(feature_names=names).fit(X_sh, y_sh)
-            scores = {"random_forest": forest.predict_proba(X)[:, 1],
-                      "calibrated_test": test.log_likelihood_ratio(X)}
-            thresholds = {"random_forest": 0.5, "calibrated_test": 0.0}
-            index = {s: i for i, s in enumerate(kept)}
-            for n_users in sorted(set(users_sweep) | {len(kept)}):
-                if n_users != len(kept) and (n_users - n_users // 2 > len(kept_m)
-                                             or n_users // 2 > len(kept_n)):
-                    sweep_skipped.append({"condition": cond, "audios_per_user": k, "users": n_users,
-                                          "reason": f"only {len(kept_m)} members / {len(kept_n)} "
-                                          "non-members available"})
-                    continue
-                subset = (kept if n_users == len(kept)
-                          else _balanced_subset(kept_m, kept_n, n_users, seed))
-                idx = [index[s] for s in subset]
-                y = np.array([1 if s in set(members) else 0 for s in subset])
-                for attack in ATTACKS:
-                    # 1%, 0.1% and 1/N (the lowest FPR that N non-members can measure)
-                    fprs = (0.01, 0.001, 1.0 / int((y == 0).sum()))
-                    m = membership_metrics(y, scores[attack][idx], threshold=thresholds[attack],
-                                           fprs=fprs, n_bootstrap=n_bootstrap, seed=seed)
-                    m["lowest_fpr"] = fpr_key(fprs[-1])
-                    if n_users == len(kept) and k == audios_per_user:
-                        attacks[f"{cond}/{attack}"] = m
-                    rows.append({"condition": cond, "attack": attack, "users": len(subset),
-                                 "audios_per_user": k}
-                                | {key: v for key, v in m.items() if key != "roc"})
-            if k != audios_per_user:
-                continue
-            s_sh = test.score_of(X_sh)
-            calibration[cond] = {
-                "score_name": test.score_name_, "direction": test.direction_,
-                "in_scores": s_sh[y_sh == 1].tolist(), "out_scores": s_sh[y_sh == 0].tolist(),
-                "in_mean": test.in_mean_, "in_std": test.in_std_,
-                "out_mean": test.out_mean_, "out_std": test.out_std_,
-            }
-            p_vals, own = test.p_value(X), test.score_of(X)
-            for s in kept:
-                i = index[s]
-                users_doc[s]["conditions"][cond] = {
-                    "verdict": "member" if scores["random_forest"][i] >= 0.5 else "non-member",
-                    "forest_score": float(scores["random_forest"][i]),
-                    "log_likelihood_ratio": float(scores["calibrated_test"][i]),
-                    "calibrated_score": float(own[i]),
-                    "p_value": float(p_vals[i]),
-                    "audios": [
-                        {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))}
-                        | f for u, a, f in target_feats[cond][s][:k]
-                    ],
-                }
-    if not attacks:
+            sweep.run(cond, k, shadow_feats, target_feats[cond])
+    if not sweep.attacks:
         raise AuditError(
             f"no condition could be audited with {audios_per_user} audios per user: "
-            + "; ".join(r["reason"] for r in sweep_skipped[:4])
+            + "; ".join(r["reason"] for r in sweep.sweep_skipped[:4])
         )
     doc = {
         "seed": seed,
@@ -416,19 +327,205 @@ def audit_users(
         "n_nonmembers": len(nonmembers),
         "shadows": [{"name": s.name, "path": str(s.path), "in": len(s.speakers_in),
                      "out": len(s.speakers_out)} for s in shadows],
-        "attacks": attacks,
-        "rows": rows,
+        "attacks": sweep.attacks,
+        "rows": sweep.rows,
         "ci95_scope": CI95_SCOPE,
-        "queries": {"sent": target_q.sent, "reused": target_q.reused,
-                    "answered": len(target_q.answers), "failed": len(target_q.errors),
-                    "seconds": target_q.seconds,
-                    "queries_per_second": target_q.queries_per_second,
-                    "stopped": target_q.stopped, "record": str(record)},
-        "skipped_users": skipped_users,
-        "sweep_skipped": sweep_skipped,
+        "queries": _queries_doc(target_q, record),
+        "skipped_users": sweep.skipped_users,
+        "sweep_skipped": sweep.sweep_skipped,
         "failures": failures,
     }
-    save_metrics(run_dir, doc)
-    (run_dir / "users.json").write_text(json.dumps(list(users_doc.values()), indent=1))
-    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=1))
+    _write_audit_documents(run_dir, doc, sweep.users, sweep.calibration)
     return doc
+
+
+def _check_audited_users(
+    members: list[str], nonmembers: list[str], shadows: Sequence[ShadowModel]
+) -> set[str]:
+    """The audited users; :class:`AuditError` if a side is empty, overlaps or trained a shadow."""
+    if not members or not nonmembers:
+        raise AuditError("need at least one member and one non-member user to audit")
+    audited = set(members) | set(nonmembers)
+    if set(members) & set(nonmembers):
+        both = sorted(set(members) & set(nonmembers))
+        raise AuditError(f"users both member and non-member: {both}")
+    for s in shadows:
+        clash = audited & (set(s.speakers_in) | set(s.speakers_out))
+        if clash:
+            raise AuditError(f"{s.name} was built on audited users {sorted(clash)[:5]}")
+    return audited
+
+
+def _audios_to_ask(chosen: dict[str, dict[str, list[Utterance]]]) -> list[Utterance]:
+    """Every distinct utterance of ``chosen`` (all conditions and users), by utterance id."""
+    to_ask = {u.utt_id: u for users in chosen.values() for us in users.values() for u in us}
+    return sorted(to_ask.values(), key=lambda u: u.utt_id)
+
+
+def _query_failures(model: str, result: QueryResult) -> list[dict]:
+    """The ``failures`` entries of ``result``'s unanswered utterances."""
+    return [{"model": model, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
+            for k, e in result.errors.items()]
+
+
+def _query_shadow(
+    shadow: ShadowModel,
+    utts: Sequence[Utterance],
+    target_data: dict | None,
+    max_k: int,
+    seed: int,
+    record: Path,
+    progress: bool,
+) -> tuple[dict[str, dict[str, list[Utterance]]], QueryResult]:
+    """Choose a shadow's audios as the target's are chosen and query it in-process.
+
+    Without ``target_data`` the one condition is ``any`` (the OUT side is the same; IN: the
+    shadow's trained audios). Returns ``(chosen audios, query result)``.
+    """
+    s = shadow
+    s_chosen = select_audios(utts, s.speakers_in, s.speakers_out, s.data(), max_k, seed)
+    if target_data is None:
+        s_chosen = {"any": s_chosen["seen"]}
+    res = query_recognizer(load_recognizer(s.path), _audios_to_ask(s_chosen), record,
+                           model=f"{s.name}@{s.path.name}", progress=progress)
+    return s_chosen, res
+
+
+def _queries_doc(target_q: QueryResult, record: Path) -> dict:
+    """``metrics.json``'s account of the device querying."""
+    return {"sent": target_q.sent, "reused": target_q.reused,
+            "answered": len(target_q.answers), "failed": len(target_q.errors),
+            "seconds": target_q.seconds,
+            "queries_per_second": target_q.queries_per_second,
+            "stopped": target_q.stopped, "record": str(record)}
+
+
+def _write_audit_documents(run_dir: Path, doc: dict, users: dict, calibration: dict) -> None:
+    """Write ``metrics.json``, ``users.json`` and ``calibration.json`` into ``run_dir``."""
+    save_metrics(run_dir, doc)
+    (run_dir / "users.json").write_text(json.dumps(list(users.values()), indent=1))
+    (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=1))
+
+
+#: Score at or above which each attack says "member".
+_THRESHOLDS = {"random_forest": 0.5, "calibrated_test": 0.0}
+
+
+class _AuditSweep:
+    """The attacks fitted on shadow users and scored on the audited ones, per setting.
+
+    A setting is a condition and a number of audios per user; each run fills ``attacks`` (the
+    main setting's metrics per ``condition/attack``), ``rows`` (every setting and user count),
+    ``sweep_skipped``, ``skipped_users`` and, for the main setting, ``users`` (the
+    ``users.json`` entries) and ``calibration`` (``calibration.json``).
+    """
+
+    def __init__(
+        self,
+        members: list[str],
+        nonmembers: list[str],
+        *,
+        audios_per_user: int,
+        users_sweep: Sequence[int],
+        n_estimators: int,
+        n_bootstrap: int,
+        seed: int,
+    ):
+        self.members, self.nonmembers = members, nonmembers
+        self.audios_per_user, self.users_sweep = audios_per_user, users_sweep
+        self.n_estimators, self.n_bootstrap, self.seed = n_estimators, n_bootstrap, seed
+        self.names = user_feature_names()
+        self.attacks: dict[str, dict] = {}
+        self.rows: list[dict] = []
+        self.sweep_skipped: list[dict] = []
+        self.skipped_users: list[dict] = []
+        self.users: dict[str, dict] = {
+            s: {"speaker": s, "member": s in set(members), "conditions": {}}
+            for s in sorted(set(members) | set(nonmembers))
+        }
+        self.calibration: dict[str, dict] = {}
+
+    def run(self, cond: str, k: int, shadow_feats: list, target_feats: dict[str, list]) -> None:
+        """Fit, score and record the setting ``cond`` with ``k`` audios (skipped: noted why)."""
+        try:
+            X_sh, y_sh = _shadow_training_set(shadow_feats, cond, k)
+        except AuditError as e:
+            self.sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason": str(e)})
+            return
+        X, kept, short = _matrix(target_feats, [*self.members, *self.nonmembers], k)
+        if k == self.audios_per_user:
+            self.skipped_users += [{"condition": cond, "speaker": s, "reason":
+                                    f"{n} answered audios, {k} needed"} for s, n in short]
+        kept_m = [s for s in kept if s in set(self.members)]
+        kept_n = [s for s in kept if s not in set(self.members)]
+        if not kept_m or not kept_n:
+            self.sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason":
+                                       f"{len(kept_m)} members / {len(kept_n)} non-members "
+                                       f"have {k} audios"})
+            return
+        forest = make_forest_attack(self.n_estimators, random_state=self.seed).fit(X_sh, y_sh)
+        test = CalibratedUserTest(feature_names=self.names).fit(X_sh, y_sh)
+        scores = {"random_forest": forest.predict_proba(X)[:, 1],
+                  "calibrated_test": test.log_likelihood_ratio(X)}  # each (n_kept,)
+        self._sweep_users(cond, k, kept, kept_m, kept_n, scores)
+        if k != self.audios_per_user:
+            return
+        self.calibration[cond] = _calibration_doc(test, X_sh, y_sh)
+        self._record_verdicts(cond, k, kept, scores, test, X, target_feats)
+
+    def _sweep_users(self, cond, k, kept, kept_m, kept_n, scores) -> None:
+        """The attacks' metrics on every user count of the sweep that the kept users allow."""
+        index = {s: i for i, s in enumerate(kept)}
+        for n_users in sorted(set(self.users_sweep) | {len(kept)}):
+            if n_users != len(kept) and (n_users - n_users // 2 > len(kept_m)
+                                         or n_users // 2 > len(kept_n)):
+                self.sweep_skipped.append({"condition": cond, "audios_per_user": k,
+                                           "users": n_users, "reason": f"only {len(kept_m)} "
+                                           f"members / {len(kept_n)} non-members available"})
+                continue
+            subset = (kept if n_users == len(kept)
+                      else _balanced_subset(kept_m, kept_n, n_users, self.seed))
+            main = n_users == len(kept) and k == self.audios_per_user
+            self._score_users(cond, k, subset, [index[s] for s in subset], scores, main)
+
+    def _score_users(self, cond, k, subset, idx, scores, main: bool) -> None:
+        """Each attack's membership metrics on the users ``subset`` (rows ``idx`` of ``scores``)."""
+        y = np.array([1 if s in set(self.members) else 0 for s in subset])
+        for attack in ATTACKS:
+            # 1%, 0.1% and 1/N (the lowest FPR that N non-members can measure)
+            fprs = (0.01, 0.001, 1.0 / int((y == 0).sum()))
+            m = membership_metrics(y, scores[attack][idx], threshold=_THRESHOLDS[attack],
+                                   fprs=fprs, n_bootstrap=self.n_bootstrap, seed=self.seed)
+            m["lowest_fpr"] = fpr_key(fprs[-1])
+            if main:
+                self.attacks[f"{cond}/{attack}"] = m
+            self.rows.append({"condition": cond, "attack": attack, "users": len(subset),
+                              "audios_per_user": k}
+                             | {key: v for key, v in m.items() if key != "roc"})
+
+    def _record_verdicts(self, cond, k, kept, scores, test, X, target_feats) -> None:
+        """Each kept user's verdict, scores and first ``k`` audios under ``cond`` (``users``)."""
+        p_vals, own = test.p_value(X), test.score_of(X)  # each (n_kept,)
+        for i, s in enumerate(kept):
+            self.users[s]["conditions"][cond] = {
+                "verdict": "member" if scores["random_forest"][i] >= 0.5 else "non-member",
+                "forest_score": float(scores["random_forest"][i]),
+                "log_likelihood_ratio": float(scores["calibrated_test"][i]),
+                "calibrated_score": float(own[i]),
+                "p_value": float(p_vals[i]),
+                "audios": [
+                    {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))}
+                    | f for u, a, f in target_feats[s][:k]
+                ],
+            }
+
+
+def _calibration_doc(test: CalibratedUserTest, X_sh: np.ndarray, y_sh: np.ndarray) -> dict:
+    """``calibration.json``'s entry of a condition: the test's fitted IN / OUT score laws."""
+    s_sh = test.score_of(X_sh)  # (n_shadow_users,)
+    return {
+        "score_name": test.score_name_, "direction": test.direction_,
+        "in_scores": s_sh[y_sh == 1].tolist(), "out_scores": s_sh[y_sh == 0].tolist(),
+        "in_mean": test.in_mean_, "in_std": test.in_std_,
+        "out_mean": test.out_mean_, "out_std": test.out_std_,
+    }

@@ -41,6 +41,14 @@ def decode_audio(audio: bytes, header_rate: int, limits: Limits) -> np.ndarray:
     header_rate : the sample rate the header declares, Hz.
     limits : the device's limits.
     """
+    info = _read_info(audio)
+    _check_format(info, header_rate, limits)
+    _check_duration(info, limits)
+    return _decode_samples(audio, info)
+
+
+def _read_info(audio: bytes):
+    """The ``soundfile.info`` of non-empty WAV/FLAC ``audio`` whose RIFF chunks are complete."""
     if not audio:
         raise ProtocolError(ErrorCode.EMPTY_AUDIO, "the request carries no audio bytes")
     try:
@@ -50,6 +58,11 @@ def decode_audio(audio: bytes, header_rate: int, limits: Limits) -> np.ndarray:
     missing = wav_missing_bytes(audio)
     if missing:
         raise ProtocolError(ErrorCode.TRUNCATED_AUDIO, f"WAV data chunk is {missing} bytes short")
+    return info
+
+
+def _check_format(info, header_rate: int, limits: Limits) -> None:
+    """The file's sample rate is the header's and the device's; its channels the device's."""
     if info.samplerate != header_rate:
         raise ProtocolError(
             ErrorCode.BAD_SAMPLE_RATE,
@@ -64,6 +77,10 @@ def decode_audio(audio: bytes, header_rate: int, limits: Limits) -> np.ndarray:
         raise ProtocolError(
             ErrorCode.NOT_MONO, f"{info.channels} channels; this device takes {limits.channels}"
         )
+
+
+def _check_duration(info, limits: Limits) -> None:
+    """The header's duration is within the device's limits and the file holds samples."""
     duration = info.frames / info.samplerate
     if duration > limits.max_duration_s:
         raise ProtocolError(
@@ -75,6 +92,10 @@ def decode_audio(audio: bytes, header_rate: int, limits: Limits) -> np.ndarray:
         raise ProtocolError(
             ErrorCode.TOO_SHORT, f"{duration:.3f} s of audio, minimum {limits.min_duration_s} s"
         )
+
+
+def _decode_samples(audio: bytes, info) -> np.ndarray:
+    """The first channel of ``audio`` as float32 ``(n,)``, all the header promises, finite."""
     try:
         x, _ = sf.read(io.BytesIO(audio), dtype="float32", always_2d=True)  # (n, channels)
     except (sf.LibsndfileError, RuntimeError) as e:

@@ -416,6 +416,33 @@ def connect_mqtt(
 def _connect_once(
     addr, client_id, version, username, password, clean, will, on_connect, on_message, timeout_s
 ):
+    """One attempt with MQTT ``version``: the started client; raises :class:`_ConnectFailed`."""
+    is_v5 = version == mqtt.MQTTv5
+    client = _new_client(client_id, version, username, password, clean, will)
+    first = threading.Event()
+    outcome: dict = {}
+    client.on_connect, client.on_disconnect = _connection_callbacks(
+        client_id, addr, is_v5, on_connect, first, outcome
+    )
+    if on_message is not None:
+        client.on_message = on_message
+    try:
+        client.connect(
+            addr.host,
+            addr.port,
+            keepalive=30,
+            clean_start=clean if is_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=_connect_properties(is_v5, clean),
+        )
+    except OSError as e:
+        raise _ConnectFailed(f"{addr.url}: {e}", unsupported=False) from e
+    client.loop_start()
+    _await_connack(client, first, outcome, timeout_s, is_v5)
+    return client
+
+
+def _new_client(client_id, version, username, password, clean, will) -> mqtt.Client:
+    """A paho client (callback API v2) with its reconnect delays, credentials and will set."""
     is_v5 = version == mqtt.MQTTv5
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
@@ -428,8 +455,16 @@ def _connect_once(
         client.username_pw_set(username, password)
     if will is not None:
         client.will_set(will[0], will[1], qos=QOS, retain=True)
-    first = threading.Event()
-    outcome: dict = {}
+    return client
+
+
+def _connection_callbacks(client_id, addr, is_v5, on_connect, first, outcome):
+    """paho ``(on_connect, on_disconnect)`` callbacks of one connection attempt.
+
+    The first CONNACK or disconnection sets ``first``, a failure noted as ``outcome["error"]``;
+    later ones are logged (paho reconnects by itself). ``on_connect(client, is_v5)`` runs after
+    every successful connection.
+    """
 
     def _on_connect(c, userdata, flags, reason_code, properties):
         if reason_code.is_failure:
@@ -452,25 +487,20 @@ def _connect_once(
         elif reason_code != 0:
             log.warning("%s: lost connection (%s); paho will reconnect", client_id, reason_code)
 
-    client.on_connect = _on_connect
-    client.on_disconnect = _on_disconnect
-    if on_message is not None:
-        client.on_message = on_message
-    connect_props = None
-    if is_v5 and not clean:
-        connect_props = Properties(PacketTypes.CONNECT)
-        connect_props.SessionExpiryInterval = 3600
-    try:
-        client.connect(
-            addr.host,
-            addr.port,
-            keepalive=30,
-            clean_start=clean if is_v5 else mqtt.MQTT_CLEAN_START_FIRST_ONLY,
-            properties=connect_props,
-        )
-    except OSError as e:
-        raise _ConnectFailed(f"{addr.url}: {e}", unsupported=False) from e
-    client.loop_start()
+    return _on_connect, _on_disconnect
+
+
+def _connect_properties(is_v5: bool, clean: bool) -> Properties | None:
+    """CONNECT properties: a one-hour session expiry for a persistent v5 session, else none."""
+    if not is_v5 or clean:
+        return None
+    connect_props = Properties(PacketTypes.CONNECT)
+    connect_props.SessionExpiryInterval = 3600
+    return connect_props
+
+
+def _await_connack(client, first, outcome, timeout_s, is_v5) -> None:
+    """Wait for the first CONNACK; on a refusal or timeout stop ``client``, raise _ConnectFailed."""
     if not first.wait(timeout_s) or "error" in outcome:
         client.loop_stop()
         client.disconnect()
@@ -479,7 +509,6 @@ def _connect_once(
         # carries v5 properties, by closing the connection: both mean "try 3.1.1"
         refused_v5 = "Unsupported protocol" in reason or "CONNACK" in reason
         raise _ConnectFailed(reason, unsupported=is_v5 and refused_v5)
-    return client
 
 
 # ----------------------------------------------------------------------------- client

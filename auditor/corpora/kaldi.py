@@ -82,6 +82,66 @@ class _Table:
                     self.rows[key] = (lineno, value)
 
 
+def _missing_line(utt_id: str, text: _Table, utt2spk: _Table) -> CorpusError | None:
+    """The problem of an utterance of ``wav.scp`` without a line in ``text`` or ``utt2spk``."""
+    if utt_id not in text.rows:
+        return CorpusError(
+            text.path,
+            "empty transcript",
+            "utterance has no line in text",
+            utt_id=utt_id,
+        )
+    if utt_id not in utt2spk.rows:
+        return CorpusError(
+            utt2spk.path,
+            "missing speaker",
+            "utterance has no line in utt2spk",
+            utt_id=utt_id,
+        )
+    return None
+
+
+def _report_missing_audio(
+    wav: _Table, tables: tuple[_Table, ...], problems: list[CorpusError]
+) -> None:
+    """Report the utterances of ``tables`` (``text``, ``utt2spk``) without a line in ``wav.scp``."""
+    for table in tables:
+        for utt_id, (lineno, _) in sorted(table.rows.items()):
+            if utt_id not in wav.rows and utt_id not in wav.bad:
+                problems.append(
+                    CorpusError(
+                        table.path,
+                        "missing audio",
+                        "utterance has no line in wav.scp",
+                        line=lineno,
+                        utt_id=utt_id,
+                    )
+                )
+
+
+def _report_speakers_without_utterances(
+    refs: list[KaldiUtterance],
+    utt2spk: _Table,
+    optional: dict[str, _Table],
+    problems: list[CorpusError],
+) -> None:
+    """Report (once each) the speakers of ``spk2gender`` / ``spk2age`` missing from ``utt2spk``."""
+    speakers = {u.speaker for u in refs} | {spk for _, spk in utt2spk.rows.values()}
+    for name in ("spk2gender", "spk2age"):
+        table = optional.get(name)
+        for spk, (lineno, _) in sorted(table.rows.items()) if table else []:
+            if spk not in speakers:
+                speakers.add(spk)  # report each speaker once
+                problems.append(
+                    CorpusError(
+                        table.path,
+                        "speaker without utterances",
+                        f"speaker {spk} has no utterances in utt2spk",
+                        line=lineno,
+                    )
+                )
+
+
 class KaldiReader:
     """Read a Kaldi data dir into :class:`~models.manifest.Utterance` records.
 
@@ -112,14 +172,8 @@ class KaldiReader:
             raise CorpusError(path, "missing file", f"a Kaldi data dir needs {name}")
         return None
 
-    def scan(self) -> tuple[list[KaldiUtterance], list[CorpusError]]:
-        """Join the data dir's files per utterance; return the utterances and the problems.
-
-        Raises :class:`CorpusError` when ``wav.scp``, ``text`` or ``utt2spk`` is missing,
-        ``lexicon.txt`` has a bad line (reported once, not per utterance) or the dir has a
-        ``segments`` file (not supported). An utterance with any problem is left out of the
-        returned list and its problem is in the returned problems.
-        """
+    def _check_data_dir(self) -> None:
+        """Refuse a missing data dir and one whose utterances are ``segments`` of recordings."""
         if not self.data_dir.is_dir():
             raise CorpusError(self.data_dir, "missing file", "data dir not found")
         if (self.data_dir / "segments").is_file():
@@ -129,6 +183,16 @@ class KaldiReader:
                 "utterances as segments of longer recordings are not supported; "
                 "cut them into one audio file per utterance first",
             )
+
+    def scan(self) -> tuple[list[KaldiUtterance], list[CorpusError]]:
+        """Join the data dir's files per utterance; return the utterances and the problems.
+
+        Raises :class:`CorpusError` when ``wav.scp``, ``text`` or ``utt2spk`` is missing,
+        ``lexicon.txt`` has a bad line (reported once, not per utterance) or the dir has a
+        ``segments`` file (not supported). An utterance with any problem is left out of the
+        returned list and its problem is in the returned problems.
+        """
+        self._check_data_dir()
         problems: list[CorpusError] = []
         wav = _Table(self._file("wav.scp", True), problems)
         text = _Table(self._file("text", True), problems, empty_reason="empty transcript")
@@ -146,25 +210,9 @@ class KaldiReader:
         for utt_id, (audio_line, audio) in sorted(wav.rows.items()):
             if utt_id in text.bad | utt2spk.bad | bad_phones:
                 continue
-            if utt_id not in text.rows:
-                problems.append(
-                    CorpusError(
-                        text.path,
-                        "empty transcript",
-                        "utterance has no line in text",
-                        utt_id=utt_id,
-                    )
-                )
-                continue
-            if utt_id not in utt2spk.rows:
-                problems.append(
-                    CorpusError(
-                        utt2spk.path,
-                        "missing speaker",
-                        "utterance has no line in utt2spk",
-                        utt_id=utt_id,
-                    )
-                )
+            missing = _missing_line(utt_id, text, utt2spk)
+            if missing is not None:
+                problems.append(missing)
                 continue
             text_line, words = text.rows[utt_id]
             speaker = utt2spk.rows[utt_id][1]
@@ -187,32 +235,8 @@ class KaldiReader:
                     word_phones=tuple(word_phones.get(utt_id, ())),
                 )
             )
-        for table in (text, utt2spk):
-            for utt_id, (lineno, _) in sorted(table.rows.items()):
-                if utt_id not in wav.rows and utt_id not in wav.bad:
-                    problems.append(
-                        CorpusError(
-                            table.path,
-                            "missing audio",
-                            "utterance has no line in wav.scp",
-                            line=lineno,
-                            utt_id=utt_id,
-                        )
-                    )
-        speakers = {u.speaker for u in refs} | {spk for _, spk in utt2spk.rows.values()}
-        for name in ("spk2gender", "spk2age"):
-            table = optional.get(name)
-            for spk, (lineno, _) in sorted(table.rows.items()) if table else []:
-                if spk not in speakers:
-                    speakers.add(spk)  # report each speaker once
-                    problems.append(
-                        CorpusError(
-                            table.path,
-                            "speaker without utterances",
-                            f"speaker {spk} has no utterances in utt2spk",
-                            line=lineno,
-                        )
-                    )
+        _report_missing_audio(wav, (text, utt2spk), problems)
+        _report_speakers_without_utterances(refs, utt2spk, optional, problems)
         return refs, problems
 
     def _speaker_facts(

@@ -100,34 +100,52 @@ def validate_utterance(utt: Utterance) -> None:
     positive, phones are in the 48 set with ``sil`` at both ends, and an alignment (when
     present) matches the phones, has non-empty segments in order and lies inside the audio.
     """
+    _check_fields(utt)
+    _check_phones(utt)
+    if utt.alignment is not None:
+        _check_alignment(utt)
 
-    def fail(reason: str, detail: str) -> None:
-        raise CorpusError(utt.path, reason, detail, utt_id=utt.utt_id)
 
+def _fail(utt: Utterance, reason: str, detail: str) -> None:
+    """Raise the :class:`CorpusError` of ``utt`` (its audio file and id) for ``reason``."""
+    raise CorpusError(utt.path, reason, detail, utt_id=utt.utt_id)
+
+
+def _check_fields(utt: Utterance) -> None:
+    """The audio file exists; speaker and transcript are given; the duration is positive."""
     if not Path(utt.path).is_file():
-        fail("missing audio", "audio file not found")
+        _fail(utt, "missing audio", "audio file not found")
     if not utt.speaker:
-        fail("missing speaker", "no speaker id")
+        _fail(utt, "missing speaker", "no speaker id")
     if not utt.text.strip():
-        fail("empty transcript", "no words")
+        _fail(utt, "empty transcript", "no words")
     if not utt.duration > 0:
-        fail("corrupt audio", f"duration {utt.duration} s is not positive")
+        _fail(utt, "corrupt audio", f"duration {utt.duration} s is not positive")
+
+
+def _check_phones(utt: Utterance) -> None:
+    """The phones are in the 48 set, ``sil`` at both ends with at least one phone between."""
     unknown = sorted(set(utt.phones) - _PHONES48)
     if unknown:
-        fail("unknown phone", f"not in the 48-phone set: {', '.join(unknown)}")
+        _fail(utt, "unknown phone", f"not in the 48-phone set: {', '.join(unknown)}")
     if len(utt.phones) < 3 or utt.phones[0] != "sil" or utt.phones[-1] != "sil":
-        fail("bad phones", "phones must be sil ... sil with at least one phone between")
-    if utt.alignment is None:
-        return
+        _fail(utt, "bad phones", "phones must be sil ... sil with at least one phone between")
+
+
+def _check_alignment(utt: Utterance) -> None:
+    """The alignment has the phones as labels, non-empty segments in order, inside the audio."""
     n_samples = round(utt.duration * utt.sample_rate)
     if tuple(p for _, _, p in utt.alignment) != tuple(utt.phones):
-        fail("bad alignment", "alignment labels differ from the phones")
+        _fail(utt, "bad alignment", "alignment labels differ from the phones")
     previous_begin = 0
     for begin, end, phone in utt.alignment:
         if not 0 <= previous_begin <= begin < end:
-            fail("bad alignment", f"segment {begin}..{end} ({phone}) is empty or out of order")
+            _fail(
+                utt, "bad alignment", f"segment {begin}..{end} ({phone}) is empty or out of order"
+            )
         if end > n_samples:
-            fail(
+            _fail(
+                utt,
                 "alignment past audio",
                 f"segment {begin}..{end} ({phone}) ends after sample {n_samples}",
             )

@@ -553,60 +553,17 @@ def train_recognizer(
         total=realigns * per_realign + int(tr["epochs"]), desc="epochs", disable=not progress
     )
     epochs_log: list[dict] = []
-
-    def run_epoch(stage: str) -> dict:
-        row = {
-            "epoch": len(epochs_log) + 1,
-            "stage": stage,
-            "lr": trainer.optimizer.param_groups[0]["lr"],
-        }
-        row |= trainer.epoch() | trainer.dev_metrics()
-        epochs_log.append(row)
-        bar.update()
-        bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
-        if progress:
-            log.info(
-                "epoch %(epoch)d [%(stage)s] lr %(lr).2e train loss %(train_loss).3f "
-                "dev loss %(dev_loss).3f dev acc %(dev_acc).3f dev PER %(dev_per).3f",
-                row,
-            )
-        return row
-
     realign_failed = []
     for _ in range(realigns):
         for _ in range(per_realign):
-            run_epoch("pre-realign")
+            _run_epoch(trainer, "pre-realign", epochs_log, bar, progress)
         realign_failed.append(trainer.realign())
-
-    # final stage: keep the best dev-loss weights, halve the lr on a plateau, stop after
-    # `patience` halvings without improvement. With adversarial regularization only epochs
-    # trained with the game count (else a warm-up epoch, undefended, could be the one kept).
-    best_loss, best_state, bad, kept_epoch = float("inf"), None, 0, None
-    for _ in range(int(tr["epochs"])):
-        row = run_epoch("final")
-        if trainer.adv is not None and trainer.epochs_done <= trainer.adv_warmup:
-            continue
-        score = row["dev_loss"] if trainer.dev_frames is not None else row["train_loss"]
-        improved = score < best_loss * (1.0 - float(tr["min_improvement"]))
-        if score < best_loss:
-            best_loss = score
-            best_state = {n: t.clone() for n, t in trainer.network.state_dict().items()}
-            kept_epoch = row["epoch"]
-        if improved:
-            bad = 0
-            continue
-        bad += 1
-        if bad > int(tr["patience"]):
-            break
-        trainer.halve_lr(float(tr["lr_halving_factor"]))
+    best_state, kept_epoch = _final_stage(trainer, tr, epochs_log, bar, progress)
     bar.close()
     if best_state is not None:
         trainer.network.load_state_dict(best_state)
 
-    tuning = None
-    if tr["tune_decoding"] and trainer.dev_frames is not None:
-        tuning = _tune_decoding(trainer.recognizer(), dev, trainer.dev_log_posteriors())
-        cfg["decoding"] |= tuning["best"]
+    tuning = _apply_decoder_tuning(trainer, cfg, dev)
     speakers = sorted({u.speaker for u in utterances})
     meta = {
         "seed": seed,
@@ -618,19 +575,7 @@ def train_recognizer(
         "defenses": _defense_meta(cfg, trainer, ref),
     }
     recognizer = trainer.recognizer(meta)
-    data_doc = {
-        "seed": seed,
-        "speakers": speakers,
-        "speaker_fingerprint": meta["speaker_fingerprint"],
-        "train": [u.utt_id for u in train.utts],
-        "dev": [u.utt_id for u in dev.utts],
-        "heldout": [u.utt_id for u in split.heldout],
-        "skipped": skipped,
-        "advreg_reference": [] if ref is None else [u.utt_id for u in ref.utts],
-        "dev_protocol": "per speaker, seeded shuffle: first heldout_utterances_per_speaker held "
-        "out, next dev_utterances_per_speaker dev (lr halving, early stopping, decoder tuning), "
-        "rest trained on",
-    }
+    data_doc = _data_doc(seed, speakers, meta, split, train, dev, skipped, ref)
     report = {
         "model_id": recognizer.model_id,
         "targets": meta["targets"],
@@ -654,10 +599,107 @@ def train_recognizer(
         "defenses": meta["defenses"],
     }
     if out_dir is not None:
-        save_recognizer(recognizer, out_dir)
-        (Path(out_dir) / DATA_JSON_NAME).write_text(json.dumps(data_doc, indent=1))
-        (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=1))
+        _write_training_outputs(out_dir, recognizer, data_doc, report)
     return recognizer, report
+
+
+def _run_epoch(
+    trainer: _FrameTrainer, stage: str, epochs_log: list[dict], bar: tqdm, progress: bool
+) -> dict:
+    """Train one epoch and measure it on dev; the row is appended to ``epochs_log`` and returned."""
+    row = {
+        "epoch": len(epochs_log) + 1,
+        "stage": stage,
+        "lr": trainer.optimizer.param_groups[0]["lr"],
+    }
+    row |= trainer.epoch() | trainer.dev_metrics()
+    epochs_log.append(row)
+    bar.update()
+    bar.set_postfix(loss=f"{row['train_loss']:.3f}", dev_per=f"{row['dev_per']:.3f}")
+    if progress:
+        log.info(
+            "epoch %(epoch)d [%(stage)s] lr %(lr).2e train loss %(train_loss).3f "
+            "dev loss %(dev_loss).3f dev acc %(dev_acc).3f dev PER %(dev_per).3f",
+            row,
+        )
+    return row
+
+
+def _final_stage(
+    trainer: _FrameTrainer, tr: dict, epochs_log: list[dict], bar: tqdm, progress: bool
+) -> tuple[dict | None, int | None]:
+    """The final epochs: ``(best state dict, its epoch)``, both ``None`` if no epoch counted.
+
+    Keeps the best dev-loss weights (train loss without dev), halves the lr on a plateau and
+    stops after ``patience`` halvings without improvement. With adversarial regularization only
+    epochs trained with the game count (else a warm-up epoch, undefended, could be the one kept).
+    """
+    best_loss, best_state, bad, kept_epoch = float("inf"), None, 0, None
+    for _ in range(int(tr["epochs"])):
+        row = _run_epoch(trainer, "final", epochs_log, bar, progress)
+        if trainer.adv is not None and trainer.epochs_done <= trainer.adv_warmup:
+            continue
+        score = row["dev_loss"] if trainer.dev_frames is not None else row["train_loss"]
+        improved = score < best_loss * (1.0 - float(tr["min_improvement"]))
+        if score < best_loss:
+            best_loss = score
+            best_state = {n: t.clone() for n, t in trainer.network.state_dict().items()}
+            kept_epoch = row["epoch"]
+        if improved:
+            bad = 0
+            continue
+        bad += 1
+        if bad > int(tr["patience"]):
+            break
+        trainer.halve_lr(float(tr["lr_halving_factor"]))
+    return best_state, kept_epoch
+
+
+def _apply_decoder_tuning(trainer: _FrameTrainer, cfg: dict, dev: PreparedSet) -> dict | None:
+    """With ``training.tune_decoding`` and a dev set: tune on dev, set ``cfg["decoding"]``.
+
+    Returns the tuning record (:func:`_tune_decoding`), else ``None``.
+    """
+    if not (cfg["training"]["tune_decoding"] and trainer.dev_frames is not None):
+        return None
+    tuning = _tune_decoding(trainer.recognizer(), dev, trainer.dev_log_posteriors())
+    cfg["decoding"] |= tuning["best"]
+    return tuning
+
+
+def _data_doc(
+    seed: int,
+    speakers: list[str],
+    meta: dict,
+    split: DataSplit,
+    train: PreparedSet,
+    dev: PreparedSet,
+    skipped: list[dict],
+    ref: PreparedSet | None,
+) -> dict:
+    """The content of ``data.json``: which utterances went where, and why some were skipped."""
+    return {
+        "seed": seed,
+        "speakers": speakers,
+        "speaker_fingerprint": meta["speaker_fingerprint"],
+        "train": [u.utt_id for u in train.utts],
+        "dev": [u.utt_id for u in dev.utts],
+        "heldout": [u.utt_id for u in split.heldout],
+        "skipped": skipped,
+        "advreg_reference": [] if ref is None else [u.utt_id for u in ref.utts],
+        "dev_protocol": "per speaker, seeded shuffle: first heldout_utterances_per_speaker held "
+        "out, next dev_utterances_per_speaker dev (lr halving, early stopping, decoder tuning), "
+        "rest trained on",
+    }
+
+
+def _write_training_outputs(
+    out_dir: Path, recognizer: Recognizer, data_doc: dict, report: dict
+) -> None:
+    """Write the checkpoint, ``data.json`` and ``train_report.json`` to ``out_dir``."""
+    save_recognizer(recognizer, out_dir)
+    (Path(out_dir) / DATA_JSON_NAME).write_text(json.dumps(data_doc, indent=1))
+    (Path(out_dir) / "train_report.json").write_text(json.dumps(report, indent=1))
 
 
 def _defense_meta(cfg: dict, trainer: _FrameTrainer, ref: PreparedSet | None) -> dict:

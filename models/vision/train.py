@@ -241,53 +241,14 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
     adv = cfg["advreg"]
     xt, yt = images_to_tensor(x), torch.from_numpy(y)
     bs = int(cfg["batch_size"])
-    make_opt = lambda params: torch.optim.Adam(  # noqa: E731
-        params, lr=cfg["lr"], weight_decay=cfg["weight_decay"]
-    )
-    reg = None
+    reg, draw_reference = None, None
     if adv is not None:
-        xr = images_to_tensor(x_ref)  # (n_ref, 3, H, W)
-        yr = torch.from_numpy(np.asarray(y_ref, dtype=np.int64))
-        reg = AdversarialRegularizer(
-            int(cfg["n_classes"]), lam=adv["lam"], attack_lr=adv["attack_lr"], seed=seed + 1
-        )
-        hist.update(n_ref=len(yr), attack_gain=[])
-
-        def draw_reference():  # a random reference batch: (b_ref, 3, H, W), (b_ref,)
-            ridx = torch.from_numpy(rng.choice(len(yr), min(bs, len(yr)), replace=False))
-            return xr[ridx], yr[ridx]
-    dp = None
-    if cfg["dpsgd"] is not None:
-        # imported here: Opacus takes seconds to import and only DP training needs it
-        from models.privacy.dpsgd import (
-            default_delta,
-            epsilon,
-            fix_module,
-            guarantee,
-            make_private,
-            release,
-        )
-
-        _, changed = fix_module(model)
-        if changed:  # cannot happen for CifarCNN (no BatchNorm); refuse rather than mis-save
-            raise ValueError("the CNN would need ModuleValidator.fix; not supported")
-        loader = torch.utils.data.DataLoader(
-            torch.utils.data.TensorDataset(xt, yt), batch_size=bs,
-            generator=torch.Generator().manual_seed(seed),
-        )  # fmt: skip
-        d = cfg["dpsgd"]
-        dp = make_private(model, make_opt(model.parameters()), loader,
-                          noise_multiplier=d["noise_multiplier"],
-                          max_grad_norm=d["max_grad_norm"], seed=seed)  # fmt: skip
-        net, opt = dp.module, dp.optimizer
-        delta = default_delta(len(xt), d["delta"])  # min(d["delta"], 1 / (10 n))
-        hist.update(epsilon=[], delta=delta)
-    else:
-        net, opt = model, make_opt(model.parameters())
+        reg, draw_reference = _advreg_setup(cfg, seed, x_ref, y_ref, rng, bs, hist)
+    dp = _dpsgd_setup(model, cfg, xt, yt, seed, hist) if cfg["dpsgd"] is not None else None
+    net, opt = (dp.module, dp.optimizer) if dp is not None else (model, _adam(model, cfg))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda step: 1.0 / (1.0 + cfg["lr_decay"] * step)
     )
-    loss_fn = nn.CrossEntropyLoss()
     aug = cfg["augment"]
     aug_gen = torch.Generator().manual_seed(seed + 3) if aug is not None else None
     best = (float("inf"), None, 0)  # (val loss, state dict, epochs since improvement)
@@ -295,57 +256,146 @@ def _train_single(x, y, cfg, seed, x_val, y_val, x_ref, y_ref, progress):
     for epoch in bar:
         t0 = time.perf_counter()
         net.train()
-        if dp is not None:
-            batches = ((xb, yb) for xb, yb in dp.data_loader if len(yb))  # Poisson batches
-        else:
-            order = torch.from_numpy(rng.permutation(len(xt)))
-            batches = ((xt[i], yt[i]) for i in (order[s : s + bs] for s in range(0, len(xt), bs)))
+        batches = _epoch_batches(dp, rng, xt, yt, bs)
+        if aug is not None:
+            batches = _augmented(batches, aug, aug_gen)
         adversarial = reg is not None and epoch > adv["warmup_epochs"]
-        tot_loss, tot_ok, seen = 0.0, 0, 0
-        for xb, yb in batches:
-            if aug is not None:
-                xb = augment_batch(xb, aug["flip"], int(aug["crop"]), aug_gen)
-            logits = net(xb)  # (b, n_classes)
-            loss = loss_fn(logits, yb)
-            if adversarial:
-                reg.max_steps(net, xb, yb, draw_reference, int(adv["k_steps"]))  # eval-mode views
-                loss = loss + reg.penalty(logits, yb)  # min step: CE + lam * mean -log(1 - h)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot_loss += float(loss.detach()) * len(yb)
-            tot_ok += int((logits.argmax(1) == yb).sum())
-            seen += len(yb)
-        row = {"epoch": epoch, "train_loss": tot_loss / max(seen, 1),
-               "train_acc": tot_ok / max(seen, 1)}  # fmt: skip
+        game = (reg, draw_reference, int(adv["k_steps"])) if adversarial else None
+        row = {"epoch": epoch, **_train_epoch(net, batches, opt, sched, game)}
         row["val_loss"], row["val_acc"] = evaluate(model, x_val, y_val) if has_val else (None, None)
         row["lr"] = sched.get_last_lr()[0]
         row["seconds"] = time.perf_counter() - t0
-        for k in HISTORY_KEYS:
-            hist[k].append(row[k])
-        if dp is not None:
-            hist["epsilon"].append(epsilon(dp.engine, hist["delta"]))
-        if reg is not None:
-            hist["attack_gain"].append(reg.last_gain)
+        _record_epoch(hist, row, dp, reg)
         bar.set_postfix(
             loss=f"{row['train_loss']:.3f}", acc=f"{row['train_acc']:.3f}", val_acc=row["val_acc"]
         )
         if cfg["early_stopping_patience"]:
-            if row["val_loss"] < best[0]:
-                best = (row["val_loss"], copy.deepcopy(model.state_dict()), 0)
-            else:
-                best = (best[0], best[1], best[2] + 1)
+            best = _track_best(best, row["val_loss"], model)
             if best[2] >= cfg["early_stopping_patience"]:
                 log.info("early stop after epoch %d (best val loss %.4f)", epoch, best[0])
                 model.load_state_dict(best[1])
                 break
     if dp is not None:
-        model = release(dp.module)
-        hist["epsilon_final"] = hist["epsilon"][-1] if hist["epsilon"] else 0.0
-        hist["dp"] = guarantee(hist["epsilon_final"], hist["delta"], len(xt),
-                               "the CNN's SGD steps, per training image (record-level)", [])
+        model = _dpsgd_release(dp, hist, len(xt))
     return model, hist
+
+
+def _adam(model: nn.Module, cfg: dict) -> torch.optim.Adam:
+    """The training optimizer of ``model``: Adam at ``lr`` with coupled ``weight_decay`` (L2)."""
+    return torch.optim.Adam(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+
+
+def _advreg_setup(cfg, seed, x_ref, y_ref, rng, bs, hist):
+    """The advreg inference game: ``(regularizer, draw_reference)``; adds its history keys.
+
+    ``draw_reference()`` gives a random batch of the reference set drawn with ``rng``.
+    """
+    adv = cfg["advreg"]
+    xr = images_to_tensor(x_ref)  # (n_ref, 3, H, W)
+    yr = torch.from_numpy(np.asarray(y_ref, dtype=np.int64))  # (n_ref,)
+    reg = AdversarialRegularizer(
+        int(cfg["n_classes"]), lam=adv["lam"], attack_lr=adv["attack_lr"], seed=seed + 1
+    )
+    hist.update(n_ref=len(yr), attack_gain=[])
+
+    def draw_reference():  # a random reference batch: (b_ref, 3, H, W), (b_ref,)
+        ridx = torch.from_numpy(rng.choice(len(yr), min(bs, len(yr)), replace=False))
+        return xr[ridx], yr[ridx]
+
+    return reg, draw_reference
+
+
+def _dpsgd_setup(model, cfg, xt, yt, seed, hist):
+    """Opacus' DP-SGD wrapping of ``model`` (Poisson batches of ``xt (n, 3, H, W)``, ``yt (n,)``).
+
+    Adds ``epsilon`` (a list, per epoch) and ``delta`` to ``hist``.
+    """
+    # imported here: Opacus takes seconds to import and only DP training needs it
+    from models.privacy.dpsgd import default_delta, fix_module, make_private
+
+    _, changed = fix_module(model)
+    if changed:  # cannot happen for CifarCNN (no BatchNorm); refuse rather than mis-save
+        raise ValueError("the CNN would need ModuleValidator.fix; not supported")
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(xt, yt), batch_size=int(cfg["batch_size"]),
+        generator=torch.Generator().manual_seed(seed),
+    )  # fmt: skip
+    d = cfg["dpsgd"]
+    dp = make_private(model, _adam(model, cfg), loader,
+                      noise_multiplier=d["noise_multiplier"],
+                      max_grad_norm=d["max_grad_norm"], seed=seed)  # fmt: skip
+    delta = default_delta(len(xt), d["delta"])  # min(d["delta"], 1 / (10 n))
+    hist.update(epsilon=[], delta=delta)
+    return dp
+
+
+def _dpsgd_release(dp, hist, n_train):
+    """The plain trained CNN out of Opacus' wrapper; adds the final guarantee to ``hist``."""
+    from models.privacy.dpsgd import guarantee, release
+
+    model = release(dp.module)
+    hist["epsilon_final"] = hist["epsilon"][-1] if hist["epsilon"] else 0.0
+    covers = "the CNN's SGD steps, per training image (record-level)"
+    hist["dp"] = guarantee(hist["epsilon_final"], hist["delta"], n_train, covers, [])
+    return model
+
+
+def _epoch_batches(dp, rng, xt, yt, bs):
+    """One epoch's ``(xb (b, 3, H, W), yb (b,))`` batches: Poisson under DP-SGD, else shuffled."""
+    if dp is not None:
+        return ((xb, yb) for xb, yb in dp.data_loader if len(yb))  # Poisson batches
+    order = torch.from_numpy(rng.permutation(len(xt)))  # (n,)
+    return ((xt[i], yt[i]) for i in (order[s : s + bs] for s in range(0, len(xt), bs)))
+
+
+def _augmented(batches, aug, gen):
+    """``batches`` with each image batch drawn through :func:`augment_batch`; same shapes."""
+    for xb, yb in batches:
+        yield augment_batch(xb, aug["flip"], int(aug["crop"]), gen), yb
+
+
+def _train_epoch(net, batches, opt, sched, game) -> dict:
+    """One pass of optimiser steps over ``batches``; running ``train_loss`` and ``train_acc``.
+
+    ``game`` is ``None`` or ``(regularizer, draw_reference, k_steps)``: the advreg max steps
+    before each classifier step, whose loss then carries the membership penalty.
+    """
+    loss_fn = nn.CrossEntropyLoss()
+    tot_loss, tot_ok, seen = 0.0, 0, 0
+    for xb, yb in batches:
+        logits = net(xb)  # (b, n_classes)
+        loss = loss_fn(logits, yb)
+        if game is not None:
+            reg, draw_reference, k_steps = game
+            reg.max_steps(net, xb, yb, draw_reference, k_steps)  # eval-mode views
+            loss = loss + reg.penalty(logits, yb)  # min step: CE + lam * mean -log(1 - h)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        tot_loss += float(loss.detach()) * len(yb)
+        tot_ok += int((logits.argmax(1) == yb).sum())
+        seen += len(yb)
+    return {"train_loss": tot_loss / max(seen, 1), "train_acc": tot_ok / max(seen, 1)}
+
+
+def _record_epoch(hist, row, dp, reg) -> None:
+    """Append an epoch's ``row`` to ``hist``, with DP-SGD's epsilon and advreg's gain so far."""
+    for k in HISTORY_KEYS:
+        hist[k].append(row[k])
+    if dp is not None:
+        from models.privacy.dpsgd import epsilon
+
+        hist["epsilon"].append(epsilon(dp.engine, hist["delta"]))
+    if reg is not None:
+        hist["attack_gain"].append(reg.last_gain)
+
+
+def _track_best(best, val_loss, model):
+    """Early stopping's ``(best val loss, its state dict, epochs since improvement)`` updated."""
+    if val_loss < best[0]:
+        return (val_loss, copy.deepcopy(model.state_dict()), 0)
+    return (best[0], best[1], best[2] + 1)
 
 
 def _train_stacked(x, y, cfg, seed, x_val, y_val, progress):
