@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 DEBS   := mosquitto chromium
 DEMO_OUT ?= runs/demo
 
-.PHONY: demo test lint debs venv bench-deps clean-venv
+.PHONY: demo test test-fast lint debs venv bench-deps clean-venv
 
 venv: $(STAMP)
 
@@ -30,12 +30,18 @@ debs:
 test: $(STAMP) debs
 	$(PY) -m pytest
 
+# The edit loop: everything but the tests marked slow (recipes, brokers, browser, subprocesses).
+test-fast: $(STAMP) debs
+	$(PY) -m pytest -m "not slow"
+
 # Extra packages the peer-comparison benchmarks use (IBM ART).
 bench-deps: $(STAMP)
 	$(PY) -m pip install -q -c constraints.txt -e '.[test,benchmarks]'
 
+# Lint, formatting and function complexity (ruff's C90 at 12, pyproject.toml); .ci/run runs it.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 demo: $(STAMP) debs
 	$(PY) -m auditor.cli demo --out $(DEMO_OUT)

@@ -122,8 +122,10 @@ class CalibratedUserTest(ClassifierMixin, BaseEstimator):
         beyond a narrow IN Gaussian) below a typical non-member.
         """
         s = self.score_of(X)
-        return (self.in_mean_ - self.out_mean_) / self.pooled_std_**2 * (
-            s - (self.in_mean_ + self.out_mean_) / 2.0
+        return (
+            (self.in_mean_ - self.out_mean_)
+            / self.pooled_std_**2
+            * (s - (self.in_mean_ + self.out_mean_) / 2.0)
         )
 
     def p_value(self, X) -> np.ndarray:

@@ -98,8 +98,9 @@ def check_member_labels(
     among them and non-members none; :class:`AuditError` names the offending speakers.
     """
     ids = {x for key in ("train", "dev", "heldout") for x in target_data.get(key, [])}
-    trained = set(target_data.get("speakers", [])) | {u.speaker for u in utterances
-                                                      if u.utt_id in ids}
+    trained = set(target_data.get("speakers", [])) | {
+        u.speaker for u in utterances if u.utt_id in ids
+    }
     problems = []
     if missing := sorted(set(members) - trained):
         problems.append(f"members the target was not trained on: {', '.join(missing)}")
@@ -287,8 +288,14 @@ def audit_users(
 
     chosen = select_audios(utts, members, nonmembers, target_data, max_k, seed)
     target_q = query_device(
-        _audios_to_ask(chosen), record, broker=broker, device_id=device_id,
-        client_id=client_id, timeout_s=timeout_s, retries=retries, budget=budget,
+        _audios_to_ask(chosen),
+        record,
+        broker=broker,
+        device_id=device_id,
+        client_id=client_id,
+        timeout_s=timeout_s,
+        retries=retries,
+        budget=budget,
         progress=progress,
     )
     if target_q.stopped:
@@ -305,9 +312,15 @@ def audit_users(
         feats = _features_of(s_chosen, res, s.name, failures, policy.harden_answer)
         shadow_feats.append((s, feats))
 
-    sweep = _AuditSweep(members, nonmembers, audios_per_user=audios_per_user,
-                        users_sweep=users_sweep, n_estimators=n_estimators,
-                        n_bootstrap=n_bootstrap, seed=seed)
+    sweep = _AuditSweep(
+        members,
+        nonmembers,
+        audios_per_user=audios_per_user,
+        users_sweep=users_sweep,
+        n_estimators=n_estimators,
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
     ks = sorted(set(audios_sweep) | {audios_per_user})
     for cond in conditions:
         for k in ks:
@@ -325,8 +338,15 @@ def audit_users(
         "conditions": conditions,
         "n_members": len(members),
         "n_nonmembers": len(nonmembers),
-        "shadows": [{"name": s.name, "path": str(s.path), "in": len(s.speakers_in),
-                     "out": len(s.speakers_out)} for s in shadows],
+        "shadows": [
+            {
+                "name": s.name,
+                "path": str(s.path),
+                "in": len(s.speakers_in),
+                "out": len(s.speakers_out),
+            }
+            for s in shadows
+        ],
         "attacks": sweep.attacks,
         "rows": sweep.rows,
         "ci95_scope": CI95_SCOPE,
@@ -364,8 +384,10 @@ def _audios_to_ask(chosen: dict[str, dict[str, list[Utterance]]]) -> list[Uttera
 
 def _query_failures(model: str, result: QueryResult) -> list[dict]:
     """The ``failures`` entries of ``result``'s unanswered utterances."""
-    return [{"model": model, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
-            for k, e in result.errors.items()]
+    return [
+        {"model": model, "utt_id": k, "reason": f"{e['code']}: {e['message']}"}
+        for k, e in result.errors.items()
+    ]
 
 
 def _query_shadow(
@@ -386,18 +408,28 @@ def _query_shadow(
     s_chosen = select_audios(utts, s.speakers_in, s.speakers_out, s.data(), max_k, seed)
     if target_data is None:
         s_chosen = {"any": s_chosen["seen"]}
-    res = query_recognizer(load_recognizer(s.path), _audios_to_ask(s_chosen), record,
-                           model=f"{s.name}@{s.path.name}", progress=progress)
+    res = query_recognizer(
+        load_recognizer(s.path),
+        _audios_to_ask(s_chosen),
+        record,
+        model=f"{s.name}@{s.path.name}",
+        progress=progress,
+    )
     return s_chosen, res
 
 
 def _queries_doc(target_q: QueryResult, record: Path) -> dict:
     """``metrics.json``'s account of the device querying."""
-    return {"sent": target_q.sent, "reused": target_q.reused,
-            "answered": len(target_q.answers), "failed": len(target_q.errors),
-            "seconds": target_q.seconds,
-            "queries_per_second": target_q.queries_per_second,
-            "stopped": target_q.stopped, "record": str(record)}
+    return {
+        "sent": target_q.sent,
+        "reused": target_q.reused,
+        "answered": len(target_q.answers),
+        "failed": len(target_q.errors),
+        "seconds": target_q.seconds,
+        "queries_per_second": target_q.queries_per_second,
+        "stopped": target_q.stopped,
+        "record": str(record),
+    }
 
 
 def _write_audit_documents(run_dir: Path, doc: dict, users: dict, calibration: dict) -> None:
@@ -454,19 +486,27 @@ class _AuditSweep:
             return
         X, kept, short = _matrix(target_feats, [*self.members, *self.nonmembers], k)
         if k == self.audios_per_user:
-            self.skipped_users += [{"condition": cond, "speaker": s, "reason":
-                                    f"{n} answered audios, {k} needed"} for s, n in short]
+            self.skipped_users += [
+                {"condition": cond, "speaker": s, "reason": f"{n} answered audios, {k} needed"}
+                for s, n in short
+            ]
         kept_m = [s for s in kept if s in set(self.members)]
         kept_n = [s for s in kept if s not in set(self.members)]
         if not kept_m or not kept_n:
-            self.sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason":
-                                       f"{len(kept_m)} members / {len(kept_n)} non-members "
-                                       f"have {k} audios"})
+            self.sweep_skipped.append(
+                {
+                    "condition": cond,
+                    "audios_per_user": k,
+                    "reason": f"{len(kept_m)} members / {len(kept_n)} non-members have {k} audios",
+                }
+            )
             return
         forest = make_forest_attack(self.n_estimators, random_state=self.seed).fit(X_sh, y_sh)
         test = CalibratedUserTest(feature_names=self.names).fit(X_sh, y_sh)
-        scores = {"random_forest": forest.predict_proba(X)[:, 1],
-                  "calibrated_test": test.log_likelihood_ratio(X)}  # each (n_kept,)
+        scores = {
+            "random_forest": forest.predict_proba(X)[:, 1],
+            "calibrated_test": test.log_likelihood_ratio(X),
+        }  # each (n_kept,)
         self._sweep_users(cond, k, kept, kept_m, kept_n, scores)
         if k != self.audios_per_user:
             return
@@ -477,14 +517,24 @@ class _AuditSweep:
         """The attacks' metrics on every user count of the sweep that the kept users allow."""
         index = {s: i for i, s in enumerate(kept)}
         for n_users in sorted(set(self.users_sweep) | {len(kept)}):
-            if n_users != len(kept) and (n_users - n_users // 2 > len(kept_m)
-                                         or n_users // 2 > len(kept_n)):
-                self.sweep_skipped.append({"condition": cond, "audios_per_user": k,
-                                           "users": n_users, "reason": f"only {len(kept_m)} "
-                                           f"members / {len(kept_n)} non-members available"})
+            if n_users != len(kept) and (
+                n_users - n_users // 2 > len(kept_m) or n_users // 2 > len(kept_n)
+            ):
+                self.sweep_skipped.append(
+                    {
+                        "condition": cond,
+                        "audios_per_user": k,
+                        "users": n_users,
+                        "reason": f"only {len(kept_m)} "
+                        f"members / {len(kept_n)} non-members available",
+                    }
+                )
                 continue
-            subset = (kept if n_users == len(kept)
-                      else _balanced_subset(kept_m, kept_n, n_users, self.seed))
+            subset = (
+                kept
+                if n_users == len(kept)
+                else _balanced_subset(kept_m, kept_n, n_users, self.seed)
+            )
             main = n_users == len(kept) and k == self.audios_per_user
             self._score_users(cond, k, subset, [index[s] for s in subset], scores, main)
 
@@ -494,14 +544,21 @@ class _AuditSweep:
         for attack in ATTACKS:
             # 1%, 0.1% and 1/N (the lowest FPR that N non-members can measure)
             fprs = (0.01, 0.001, 1.0 / int((y == 0).sum()))
-            m = membership_metrics(y, scores[attack][idx], threshold=_THRESHOLDS[attack],
-                                   fprs=fprs, n_bootstrap=self.n_bootstrap, seed=self.seed)
+            m = membership_metrics(
+                y,
+                scores[attack][idx],
+                threshold=_THRESHOLDS[attack],
+                fprs=fprs,
+                n_bootstrap=self.n_bootstrap,
+                seed=self.seed,
+            )
             m["lowest_fpr"] = fpr_key(fprs[-1])
             if main:
                 self.attacks[f"{cond}/{attack}"] = m
-            self.rows.append({"condition": cond, "attack": attack, "users": len(subset),
-                              "audios_per_user": k}
-                             | {key: v for key, v in m.items() if key != "roc"})
+            self.rows.append(
+                {"condition": cond, "attack": attack, "users": len(subset), "audios_per_user": k}
+                | {key: v for key, v in m.items() if key != "roc"}
+            )
 
     def _record_verdicts(self, cond, k, kept, scores, test, X, target_feats) -> None:
         """Each kept user's verdict, scores and first ``k`` audios under ``cond`` (``users``)."""
@@ -514,8 +571,8 @@ class _AuditSweep:
                 "calibrated_score": float(own[i]),
                 "p_value": float(p_vals[i]),
                 "audios": [
-                    {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))}
-                    | f for u, a, f in target_feats[s][:k]
+                    {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))} | f
+                    for u, a, f in target_feats[s][:k]
                 ],
             }
 
@@ -524,8 +581,12 @@ def _calibration_doc(test: CalibratedUserTest, X_sh: np.ndarray, y_sh: np.ndarra
     """``calibration.json``'s entry of a condition: the test's fitted IN / OUT score laws."""
     s_sh = test.score_of(X_sh)  # (n_shadow_users,)
     return {
-        "score_name": test.score_name_, "direction": test.direction_,
-        "in_scores": s_sh[y_sh == 1].tolist(), "out_scores": s_sh[y_sh == 0].tolist(),
-        "in_mean": test.in_mean_, "in_std": test.in_std_,
-        "out_mean": test.out_mean_, "out_std": test.out_std_,
+        "score_name": test.score_name_,
+        "direction": test.direction_,
+        "in_scores": s_sh[y_sh == 1].tolist(),
+        "out_scores": s_sh[y_sh == 0].tolist(),
+        "in_mean": test.in_mean_,
+        "in_std": test.in_std_,
+        "out_mean": test.out_mean_,
+        "out_std": test.out_std_,
     }

@@ -30,19 +30,30 @@ def _shadow_folders(path: Path) -> list[Path]:
 @click.command()
 @click.option("--manifest", required=True, type=click.Path(exists=True), help="Prepared corpus.")
 @click.option("--splits", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default=None, help="Recognizer YAML (the target's recipe); default: built-in.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Recognizer YAML (the target's recipe); default: built-in.",
+)
 @click.option("-k", "--shadows", "k", type=int, default=2, show_default=True)
-@click.option("--out", required=True, type=click.Path(file_okay=False),
-              help="Cache folder; shadows already there with the same settings are reused.")
-@click.option("--executor", type=click.Choice(["local", "ray", "serial"]), default="local",
-              show_default=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Cache folder; shadows already there with the same settings are reused.",
+)
+@click.option(
+    "--executor", type=click.Choice(["local", "ray", "serial"]), default="local", show_default=True
+)
 @click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
 @click.option("--workers", type=int, default=None, help="Parallel trainings (default: cores).")
 @click.option("--threads-per-worker", type=int, default=1, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def shadow(manifest, splits, config_path, k, out, executor, address, workers,
-           threads_per_worker, seed):
+def shadow(
+    manifest, splits, config_path, k, out, executor, address, workers, threads_per_worker, seed
+):
     """Train k shadow recognizers on IN/OUT halves of the splits' shadow_pool."""
     from auditor.executor import get_executor
     from auditor.shadow import train_shadows
@@ -54,8 +65,9 @@ def shadow(manifest, splits, config_path, k, out, executor, address, workers,
         pool = speakers_of(splits, "shadow_pool")
     except (ConfigError, SplitError) as e:
         raise click.ClickException(str(e)) from e
-    ex = get_executor(executor, max_workers=workers, address=address,
-                      threads_per_worker=threads_per_worker)
+    ex = get_executor(
+        executor, max_workers=workers, address=address, threads_per_worker=threads_per_worker
+    )
     shadows, _ = train_shadows(manifest, pool, config, k=k, seed=seed, cache_dir=out, executor=ex)
     for s in shadows:
         click.echo(f"{s.name}: {s.path} ({len(s.speakers_in)} IN, {len(s.speakers_out)} OUT)")
@@ -67,7 +79,7 @@ def _read_users(path: str) -> tuple[list[str], list[str]]:
         members, nonmembers = [str(s) for s in doc["members"]], [str(s) for s in doc["nonmembers"]]
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise click.ClickException(
-            f"{path}: expected JSON {{\"members\": [...], \"nonmembers\": [...]}} ({e})"
+            f'{path}: expected JSON {{"members": [...], "nonmembers": [...]}} ({e})'
         ) from e
     return members, nonmembers
 
@@ -75,15 +87,28 @@ def _read_users(path: str) -> tuple[list[str], list[str]]:
 @click.command()
 @click.option("--device-id", required=True)
 @click.option("--broker", required=True, help="mqtt://HOST:PORT of the device's broker.")
-@click.option("--users", "users_file", required=True, type=click.Path(exists=True, dir_okay=False),
-              help='JSON {"members": [...], "nonmembers": [...]}: the audited users.')
+@click.option(
+    "--users",
+    "users_file",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON {"members": [...], "nonmembers": [...]}: the audited users.',
+)
 @click.option("--manifest", required=True, type=click.Path(exists=True))
-@click.option("--shadows", "shadow_dir", required=True,
-              type=click.Path(exists=True, file_okay=False),
-              help="Folder of trained shadows (auditor shadow --out).")
-@click.option("--target-data", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="The target's data.json: audits the seen and unseen conditions and checks "
-              "the users' labels against its speakers.")
+@click.option(
+    "--shadows",
+    "shadow_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="Folder of trained shadows (auditor shadow --out).",
+)
+@click.option(
+    "--target-data",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="The target's data.json: audits the seen and unseen conditions and checks "
+    "the users' labels against its speakers.",
+)
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
 @click.option("--audios-per-user", type=int, default=5, show_default=True)
 @click.option("--users-sweep", default="25,50,100", show_default=True, callback=_int_list)
@@ -95,9 +120,25 @@ def _read_users(path: str) -> tuple[list[str], list[str]]:
 @click.option("--n-estimators", type=int, default=300, show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def audit(device_id, broker, users_file, manifest, shadow_dir, target_data, out, audios_per_user,
-          users_sweep, audios_sweep, budget, timeout_s, retries, client_id, n_estimators,
-          n_bootstrap, seed):
+def audit(
+    device_id,
+    broker,
+    users_file,
+    manifest,
+    shadow_dir,
+    target_data,
+    out,
+    audios_per_user,
+    users_sweep,
+    audios_sweep,
+    budget,
+    timeout_s,
+    retries,
+    client_id,
+    n_estimators,
+    n_bootstrap,
+    seed,
+):
     """Audit users of a device over MQTT; writes metrics.json and the reports into --out.
 
     The shadows' answers are seen through the output policy the device declares (a hardened
@@ -114,17 +155,38 @@ def audit(device_id, broker, users_file, manifest, shadow_dir, target_data, out,
     shadows = [load_shadow(p) for p in _shadow_folders(Path(shadow_dir))]
     if not shadows:
         raise click.ClickException(f"{shadow_dir}: no trained shadows (run auditor shadow)")
-    run_dir = prepare_run_dir(out, {"device_id": device_id, "broker": broker,
-                                    "users": users_file, "manifest": manifest,
-                                    "shadows": shadow_dir, "target_data": target_data}, seed)
+    run_dir = prepare_run_dir(
+        out,
+        {
+            "device_id": device_id,
+            "broker": broker,
+            "users": users_file,
+            "manifest": manifest,
+            "shadows": shadow_dir,
+            "target_data": target_data,
+        },
+        seed,
+    )
     try:
         metrics = audit_users(
-            manifest, run_dir, members=members, nonmembers=nonmembers, shadows=shadows,
-            broker=broker, device_id=device_id,
+            manifest,
+            run_dir,
+            members=members,
+            nonmembers=nonmembers,
+            shadows=shadows,
+            broker=broker,
+            device_id=device_id,
             target_data=json.loads(Path(target_data).read_text()) if target_data else None,
-            audios_per_user=audios_per_user, users_sweep=users_sweep, audios_sweep=audios_sweep,
-            budget=budget, timeout_s=timeout_s, retries=retries, client_id=client_id,
-            n_estimators=n_estimators, n_bootstrap=n_bootstrap, seed=seed,
+            audios_per_user=audios_per_user,
+            users_sweep=users_sweep,
+            audios_sweep=audios_sweep,
+            budget=budget,
+            timeout_s=timeout_s,
+            retries=retries,
+            client_id=client_id,
+            n_estimators=n_estimators,
+            n_bootstrap=n_bootstrap,
+            seed=seed,
         )
     except (AuditError, ManifestError, ConnectionError) as e:
         raise click.ClickException(str(e)) from e

@@ -32,12 +32,29 @@ from pathlib import Path
 DEFENSES_JSON = "defenses.json"
 
 
-def write_defense_summary(run_dir: str | Path, *, settings: list[dict], n_nonmembers: int,
-                          best_tradeoff: dict, notes: list[str], plot: str | None) -> Path:
+def write_defense_summary(
+    run_dir: str | Path,
+    *,
+    settings: list[dict],
+    n_nonmembers: int,
+    best_tradeoff: dict,
+    notes: list[str],
+    plot: str | None,
+) -> Path:
     """Write ``run_dir/defenses.json`` (the keys of the module docstring); returns its path."""
     path = Path(run_dir) / DEFENSES_JSON
-    path.write_text(json.dumps({"plot": plot, "settings": settings, "n_nonmembers": n_nonmembers,
-                                "best_tradeoff": best_tradeoff, "notes": notes}, indent=1))
+    path.write_text(
+        json.dumps(
+            {
+                "plot": plot,
+                "settings": settings,
+                "n_nonmembers": n_nonmembers,
+                "best_tradeoff": best_tradeoff,
+                "notes": notes,
+            },
+            indent=1,
+        )
+    )
     return path
 
 

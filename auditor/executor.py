@@ -53,8 +53,9 @@ def get_executor(
     if kind == "local":
         return LocalExecutor(max_workers=max_workers, threads_per_worker=threads_per_worker)
     if kind == "ray":
-        return RayExecutor(address=address, max_workers=max_workers,
-                           threads_per_worker=threads_per_worker)
+        return RayExecutor(
+            address=address, max_workers=max_workers, threads_per_worker=threads_per_worker
+        )
     if kind == "serial":
         return SerialExecutor(threads_per_worker=threads_per_worker)
     raise ValueError(f"unknown executor kind {kind!r}; expected one of {EXECUTOR_KINDS}")
@@ -71,7 +72,9 @@ def as_executor(executor):
     if isinstance(executor, str):
         return get_executor(executor)
     if not callable(getattr(executor, "map", None)):
-        raise ValueError(f"expected an executor kind {EXECUTOR_KINDS} or an executor, got {executor!r}")
+        raise ValueError(
+            f"expected an executor kind {EXECUTOR_KINDS} or an executor, got {executor!r}"
+        )
     return executor
 
 
@@ -86,8 +89,14 @@ class SerialExecutor:
     def __init__(self, *, threads_per_worker: int = 1):
         self.threads_per_worker = threads_per_worker
 
-    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None,
-            on_result: Callable[[int, object], None] | None = None) -> list:
+    def map(
+        self,
+        fn: Callable,
+        jobs: Sequence[Mapping],
+        *,
+        desc: str | None = None,
+        on_result: Callable[[int, object], None] | None = None,
+    ) -> list:
         """Call ``fn(**job)`` for each job; results in job order."""
         import torch
 
@@ -114,8 +123,14 @@ class LocalExecutor:
         self.threads_per_worker = threads_per_worker
         self.max_workers = max_workers or default_workers(threads_per_worker)
 
-    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None,
-            on_result: Callable[[int, object], None] | None = None) -> list:
+    def map(
+        self,
+        fn: Callable,
+        jobs: Sequence[Mapping],
+        *,
+        desc: str | None = None,
+        on_result: Callable[[int, object], None] | None = None,
+    ) -> list:
         """Call ``fn(**job)`` for each job in worker processes; results in job order."""
         jobs = list(jobs)
         if not jobs:
@@ -123,8 +138,12 @@ class LocalExecutor:
         results: list = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
         workers = min(self.max_workers, len(jobs))
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_limit_threads,
-                                   initargs=(self.threads_per_worker,))
+        pool = ProcessPoolExecutor(
+            workers,
+            mp_context=context,
+            initializer=_limit_threads,
+            initargs=(self.threads_per_worker,),
+        )
         failed = False
         progress = tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job")
         try:
@@ -149,14 +168,25 @@ class LocalExecutor:
 class RayExecutor:
     """Runs jobs as Ray tasks with ``num_cpus=threads_per_worker`` each."""
 
-    def __init__(self, *, address: str | None = None, max_workers: int | None = None,
-                 threads_per_worker: int = 1):
+    def __init__(
+        self,
+        *,
+        address: str | None = None,
+        max_workers: int | None = None,
+        threads_per_worker: int = 1,
+    ):
         self.address = address
         self.threads_per_worker = threads_per_worker
         self.max_workers = max_workers
 
-    def map(self, fn: Callable, jobs: Sequence[Mapping], *, desc: str | None = None,
-            on_result: Callable[[int, object], None] | None = None) -> list:
+    def map(
+        self,
+        fn: Callable,
+        jobs: Sequence[Mapping],
+        *,
+        desc: str | None = None,
+        on_result: Callable[[int, object], None] | None = None,
+    ) -> list:
         """Submit ``fn(**job)`` for each job to Ray; results in job order."""
         import ray
 
@@ -166,8 +196,11 @@ class RayExecutor:
         if not ray.is_initialized():
             if self.address in (None, "local"):
                 workers = self.max_workers or default_workers(self.threads_per_worker)
-                ray.init(num_cpus=workers * self.threads_per_worker, include_dashboard=False,
-                         log_to_driver=False)
+                ray.init(
+                    num_cpus=workers * self.threads_per_worker,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
             else:
                 ray.init(address=self.address, log_to_driver=False)
         task = ray.remote(num_cpus=self.threads_per_worker)(_call_limited)

@@ -126,8 +126,13 @@ def membership_metrics(
     result["threshold"] = used_threshold
     if n_bootstrap > 0:
         result["ci95"] = _bootstrap_ci95(
-            scores[members], scores[nonmembers], decisions[members], decisions[nonmembers],
-            [fpr for fpr in fprs if tprs[fpr_key(fpr)] is not None], n_bootstrap, seed,
+            scores[members],
+            scores[nonmembers],
+            decisions[members],
+            decisions[nonmembers],
+            [fpr for fpr in fprs if tprs[fpr_key(fpr)] is not None],
+            n_bootstrap,
+            seed,
         )
     roc_fpr, roc_tpr, _ = roc_curve(y_true, scores)
     result["roc"] = {"fpr": roc_fpr.tolist(), "tpr": roc_tpr.tolist()}
@@ -179,8 +184,12 @@ def _threshold_metrics_rows(pred_pos: np.ndarray, pred_neg: np.ndarray) -> dict[
     recall = tp / (tp + fn)
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    return {"accuracy": (tp + tn) / (tp + tn + fp + fn), "precision": precision,
-            "recall": recall, "f1": f1}
+    return {
+        "accuracy": (tp + tn) / (tp + tn + fp + fn),
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+    }
 
 
 def _bootstrap_ci95(pos_scores, neg_scores, pos_pred, neg_pred, fprs, n_bootstrap, seed) -> dict:

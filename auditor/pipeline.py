@@ -56,18 +56,43 @@ def audit_config(
 
 
 @contextmanager
-def running_device(model: Path, device_id: str, *, broker_kind: str, profile: str, log_path: Path,
-                   output: str = "full"):
+def running_device(
+    model: Path,
+    device_id: str,
+    *,
+    broker_kind: str,
+    profile: str,
+    log_path: Path,
+    output: str = "full",
+):
     """Run ``device-sim serve`` (with its private broker) in a subprocess; yields the broker URL.
 
     ``output`` is the device's output hardening (``device-sim serve --output``). The device's
     stderr goes to ``log_path``; the process is stopped with SIGINT on exit.
     """
-    cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(model),
-           "--device-id", device_id, "--broker-kind", broker_kind, "--profile", profile,
-           "--output", output]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
-                            env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "device_sim.cli",
+        "serve",
+        "--model",
+        str(model),
+        "--device-id",
+        device_id,
+        "--broker-kind",
+        broker_kind,
+        "--profile",
+        profile,
+        "--output",
+        output,
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        env=os.environ | {"PYTHONUNBUFFERED": "1"},
+    )
     lines: list[str] = []
     url: list[str] = []
     online = threading.Event()
@@ -117,13 +142,20 @@ def prepare_audit_corpus(run_dir: Path, cfg: dict, seed: int, root: Path | None 
         print(f"[audit] preparing {cfg['format']} corpus {src}", flush=True)
         return prepare_corpus(src, cfg["format"], run_dir / "prepared", progress=True).manifest
     corpus = run_dir / "corpus"
-    wanted = {"n_speakers": cfg["n_speakers"], "utterances_per_speaker":
-              cfg["utterances_per_speaker"], "spread": cfg["spread"], "seed": seed}
+    wanted = {
+        "n_speakers": cfg["n_speakers"],
+        "utterances_per_speaker": cfg["utterances_per_speaker"],
+        "spread": cfg["spread"],
+        "seed": seed,
+    }
     info = corpus / "synth_info.json"
     have = json.loads(info.read_text()) if info.is_file() else {}
     if any(have.get(k) != v for k, v in wanted.items()):
-        print(f"[audit] synthesizing {cfg['n_speakers']} speakers x "
-              f"{cfg['utterances_per_speaker']} utterances", flush=True)
+        print(
+            f"[audit] synthesizing {cfg['n_speakers']} speakers x "
+            f"{cfg['utterances_per_speaker']} utterances",
+            flush=True,
+        )
         synthesize_corpus(corpus, **wanted)
     else:
         print(f"[audit] reusing corpus {corpus}", flush=True)
@@ -176,12 +208,17 @@ def run_user_audit(
     stages["total"] = time.perf_counter() - t0
     (run_dir / "stages.json").write_text(json.dumps(stages, indent=1))
     _print_results(metrics, stages, run_dir, summary)
-    return metrics | {"stages": stages, "target_dir": str(target_dir), "splits": splits,
-                      "manifest": str(manifest)}
+    return metrics | {
+        "stages": stages,
+        "target_dir": str(target_dir),
+        "splits": splits,
+        "manifest": str(manifest),
+    }
 
 
-def _splits(manifest: Path, run_dir: Path, cfg: dict, seed: int,
-            splits_path: Path | None) -> dict[str, list[str]]:
+def _splits(
+    manifest: Path, run_dir: Path, cfg: dict, seed: int, splits_path: Path | None
+) -> dict[str, list[str]]:
     """The splits of ``splits_path``, or drawn into ``run_dir/splits.json`` when it is None."""
     from auditor.corpora.split import make_splits
     from models.splits import read_splits
@@ -194,8 +231,9 @@ def _splits(manifest: Path, run_dir: Path, cfg: dict, seed: int,
     return splits
 
 
-def _train_target_and_shadows(manifest: Path, splits: dict, cfg: dict, seed: int,
-                              models_dir: Path) -> tuple[Path, list]:
+def _train_target_and_shadows(
+    manifest: Path, splits: dict, cfg: dict, seed: int, models_dir: Path
+) -> tuple[Path, list]:
     """Train (or reuse from ``models_dir``) the target and the shadows through one executor."""
     from auditor.executor import get_executor
     from auditor.shadow import cache_key, is_trained, train_shadows
@@ -203,57 +241,103 @@ def _train_target_and_shadows(manifest: Path, splits: dict, cfg: dict, seed: int
     rec_cfg = cfg["recognizer"]
     key = cache_key(rec_cfg, splits["target_members"], seed, manifest)
     target_dir = models_dir / f"target-{key}"
-    extra = [] if is_trained(target_dir) else [
-        {"manifest": str(manifest), "speakers": splits["target_members"], "config": rec_cfg,
-         "seed": seed, "out_dir": str(target_dir)}
-    ]
+    extra = (
+        []
+        if is_trained(target_dir)
+        else [
+            {
+                "manifest": str(manifest),
+                "speakers": splits["target_members"],
+                "config": rec_cfg,
+                "seed": seed,
+                "out_dir": str(target_dir),
+            }
+        ]
+    )
     sh = cfg["shadows"]
-    executor = get_executor(sh["executor"], max_workers=sh["workers"],
-                            threads_per_worker=sh["threads_per_worker"])
-    print(f"[audit] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
-          f"({sh['executor']} executor, {sh['workers']} workers)", flush=True)
-    shadows, _ = train_shadows(manifest, splits["shadow_pool"], rec_cfg, k=sh["k"], seed=seed,
-                               cache_dir=models_dir, executor=executor, extra_jobs=extra)
+    executor = get_executor(
+        sh["executor"], max_workers=sh["workers"], threads_per_worker=sh["threads_per_worker"]
+    )
+    print(
+        f"[audit] training the target{' (cached)' if not extra else ''} and {sh['k']} shadows "
+        f"({sh['executor']} executor, {sh['workers']} workers)",
+        flush=True,
+    )
+    shadows, _ = train_shadows(
+        manifest,
+        splits["shadow_pool"],
+        rec_cfg,
+        k=sh["k"],
+        seed=seed,
+        cache_dir=models_dir,
+        executor=executor,
+        extra_jobs=extra,
+    )
     return target_dir, shadows
 
 
-def _audit_device(run_dir: Path, manifest: Path, splits: dict, cfg: dict, seed: int,
-                  target_dir: Path, shadows: list, stages: dict[str, float]) -> dict:
+def _audit_device(
+    run_dir: Path,
+    manifest: Path,
+    splits: dict,
+    cfg: dict,
+    seed: int,
+    target_dir: Path,
+    shadows: list,
+    stages: dict[str, float],
+) -> dict:
     """Serve the target as a device and audit its users over MQTT; times two ``stages``."""
     from auditor.audit import audit_users
 
     target_data = json.loads((target_dir / "data.json").read_text())
     dev = cfg["device"]
     t = time.perf_counter()
-    with running_device(target_dir, dev["device_id"], broker_kind=dev["broker_kind"],
-                        profile=dev["profile"], log_path=run_dir / "device.log",
-                        output=dev.get("output", "full")) as broker:
+    with running_device(
+        target_dir,
+        dev["device_id"],
+        broker_kind=dev["broker_kind"],
+        profile=dev["profile"],
+        log_path=run_dir / "device.log",
+        output=dev.get("output", "full"),
+    ) as broker:
         stages["device_start"] = time.perf_counter() - t
         print(f"[audit] device {dev['device_id']} online at {broker}; auditing", flush=True)
         t = time.perf_counter()
         au = cfg["audit"]
         metrics = audit_users(
-            manifest, run_dir, members=splits["target_members"],
-            nonmembers=splits["target_nonmembers"], shadows=shadows, broker=broker,
-            device_id=dev["device_id"], target_data=target_data,
-            audios_per_user=au["audios_per_user"], users_sweep=au["users_sweep"],
-            audios_sweep=au["audios_sweep"], n_estimators=au["n_estimators"],
-            n_bootstrap=au["n_bootstrap"], timeout_s=au["timeout_s"], retries=au["retries"],
+            manifest,
+            run_dir,
+            members=splits["target_members"],
+            nonmembers=splits["target_nonmembers"],
+            shadows=shadows,
+            broker=broker,
+            device_id=dev["device_id"],
+            target_data=target_data,
+            audios_per_user=au["audios_per_user"],
+            users_sweep=au["users_sweep"],
+            audios_sweep=au["audios_sweep"],
+            n_estimators=au["n_estimators"],
+            n_bootstrap=au["n_bootstrap"],
+            timeout_s=au["timeout_s"],
+            retries=au["retries"],
             seed=seed,
         )
         stages["audit"] = time.perf_counter() - t
     return metrics
 
 
-def _print_results(metrics: dict, stages: dict[str, float], run_dir: Path,
-                   summary: Path | None) -> None:
+def _print_results(
+    metrics: dict, stages: dict[str, float], run_dir: Path, summary: Path | None
+) -> None:
     from auditor.reports import format_table
 
     for cond in metrics["conditions"]:
         print()
         print(format_table(metrics, cond, "random_forest"))
         print(format_table(metrics, cond, "calibrated_test"))
-    print(f"\n[audit] queries: {metrics['queries']['sent']} sent at "
-          f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "
-          + ", ".join(f"{k} {v:.0f}" for k, v in stages.items()))
+    print(
+        f"\n[audit] queries: {metrics['queries']['sent']} sent at "
+        f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+    )
     print(f"[audit] metrics: {run_dir / 'metrics.json'}\n[audit] report: {summary}")

@@ -217,8 +217,13 @@ def query_device(
     from device_sim.protocol import DeviceClient, DeviceError, DeviceTimeout
 
     client = DeviceClient(
-        broker, device_id, client_id=client_id, username=username, password=password,
-        timeout_s=timeout_s, retries=retries,
+        broker,
+        device_id,
+        client_id=client_id,
+        username=username,
+        password=password,
+        timeout_s=timeout_s,
+        retries=retries,
     )
 
     def ask_one(u: Utterance) -> dict:
@@ -252,14 +257,26 @@ def query_device(
             had = {"model_id": answer.get("model_id"), "output": answer.get("output", "full")}
             for key, value in had.items():
                 if value is not None and now.get(key) not in (None, value):
-                    log.warning("%s: recorded answer has %s %s, the device now %s: asking again",
-                                rec["utt_id"], key, value, now[key])
+                    log.warning(
+                        "%s: recorded answer has %s %s, the device now %s: asking again",
+                        rec["utt_id"],
+                        key,
+                        value,
+                        now[key],
+                    )
                     return False
             return True
 
-        result = _run(lambda chunk: [_outcome(ask_one, u) for u in chunk], utterances, record,
-                      f"device:{device_id}", budget=budget, progress=progress,
-                      stop_on_offline=True, still_valid=same_view)
+        result = _run(
+            lambda chunk: [_outcome(ask_one, u) for u in chunk],
+            utterances,
+            record,
+            f"device:{device_id}",
+            budget=budget,
+            progress=progress,
+            stop_on_offline=True,
+            still_valid=same_view,
+        )
     finally:
         client.close()
     result.status = status
@@ -303,5 +320,13 @@ def query_recognizer(
         except (RecognizerInputError, OSError, ValueError):
             return [_outcome(ask_one, u) for u in chunk]
 
-    return _run(ask, utterances, record, model, budget=None, progress=progress,
-                stop_on_offline=False, batch=batch)
+    return _run(
+        ask,
+        utterances,
+        record,
+        model,
+        budget=None,
+        progress=progress,
+        stop_on_offline=False,
+        batch=batch,
+    )

@@ -29,8 +29,16 @@ TEMPLATES = Path(__file__).with_name("templates")
 REPORT_DIR_NAME = "report"
 #: How every 95% interval is labelled: a bootstrap over the evaluated users, not training runs.
 CI_LABEL = "95% CI over users"
-EVIDENCE_COLUMNS = ("per", "subs", "ins", "dels", "log_like_per_frame", "mean_confidence",
-                    "min_confidence", "frames")
+EVIDENCE_COLUMNS = (
+    "per",
+    "subs",
+    "ins",
+    "dels",
+    "log_like_per_frame",
+    "mean_confidence",
+    "min_confidence",
+    "frames",
+)
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -65,8 +73,14 @@ def paper_table_rows(metrics: dict, condition: str, attack: str, vary: str) -> l
     """Rows of one condition and attack, varying ``users`` (at the main K) or ``audios_per_user``
     (at all users); sorted by the varied setting."""
     k = metrics["audios_per_user"]
-    all_users = max((r["users"] for r in metrics["rows"]
-                     if r["condition"] == condition and r["audios_per_user"] == k), default=0)
+    all_users = max(
+        (
+            r["users"]
+            for r in metrics["rows"]
+            if r["condition"] == condition and r["audios_per_user"] == k
+        ),
+        default=0,
+    )
     rows = [r for r in metrics["rows"] if r["condition"] == condition and r["attack"] == attack]
     if vary == "users":
         rows = [r for r in rows if r["audios_per_user"] == k]
@@ -82,19 +96,25 @@ def paper_table_rows(metrics: dict, condition: str, attack: str, vary: str) -> l
 
 def format_table(metrics: dict, condition: str, attack: str = "random_forest") -> str:
     """The reference paper's table (users, accuracy, precision, recall) plus AUC, TPR@1%FPR."""
-    lines = [f"{condition} audios, {attack}, {metrics['audios_per_user']} audios per user",
-             f"{'Users':>6} {'Accuracy':>9} {'Precision':>9} {'Recall':>7} {'AUC':>6}  "
-             f"TPR@1%FPR | TPR at FPR 1/N  [{CI_LABEL}]"]
+    lines = [
+        f"{condition} audios, {attack}, {metrics['audios_per_user']} audios per user",
+        f"{'Users':>6} {'Accuracy':>9} {'Precision':>9} {'Recall':>7} {'AUC':>6}  "
+        f"TPR@1%FPR | TPR at FPR 1/N  [{CI_LABEL}]",
+    ]
     for r in paper_table_rows(metrics, condition, attack, "users"):
-        lines.append(f"{r['users']:>6} {r['accuracy']:>9.2f} {r['precision']:>9.2f} "
-                     f"{r['recall']:>7.2f} {r['auc']:>6.3f}  {_tpr1(r)} | {_tpr_lowest(r)}")
+        lines.append(
+            f"{r['users']:>6} {r['accuracy']:>9.2f} {r['precision']:>9.2f} "
+            f"{r['recall']:>7.2f} {r['auc']:>6.3f}  {_tpr1(r)} | {_tpr_lowest(r)}"
+        )
     return "\n".join(lines)
 
 
 def _html_table(rows: list[dict], vary: str, label: str) -> str:
-    head = (f"<tr><th>{label}</th><th>Accuracy</th><th>Precision</th><th>Recall</th>"
-            f"<th>F1</th><th>AUC [{CI_LABEL}]</th><th>TPR@1%FPR [{CI_LABEL}]</th>"
-            f"<th>TPR at FPR 1/N [{CI_LABEL}]</th></tr>")
+    head = (
+        f"<tr><th>{label}</th><th>Accuracy</th><th>Precision</th><th>Recall</th>"
+        f"<th>F1</th><th>AUC [{CI_LABEL}]</th><th>TPR@1%FPR [{CI_LABEL}]</th>"
+        f"<th>TPR at FPR 1/N [{CI_LABEL}]</th></tr>"
+    )
     body = "".join(
         f"<tr><td>{r[vary]}</td><td>{_with_ci(r, 'accuracy')}</td>"
         f"<td>{_with_ci(r, 'precision')}</td>"
@@ -107,8 +127,9 @@ def _html_table(rows: list[dict], vary: str, label: str) -> str:
 
 def _user_plot(user: dict, calibration: dict, path: Path) -> None:
     conds = [c for c in user["conditions"] if c in calibration]
-    fig, axes = plt.subplots(1, max(1, len(conds)), figsize=(5 * max(1, len(conds)), 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(conds)), figsize=(5 * max(1, len(conds)), 3.2), squeeze=False
+    )
     for ax, cond in zip(axes[0], conds, strict=False):
         cal, mine = calibration[cond], user["conditions"][cond]
         bins = 15
@@ -129,7 +150,8 @@ def _user_page(user: dict, img: str) -> str:
         rows = "".join(
             f"<tr><td class='text'>{html.escape(a['utt_id'])}</td>"
             f"<td class='text'>{html.escape(a['text'])}</td>"
-            + "".join(f"<td>{fmt(a[col])}</td>" for col in EVIDENCE_COLUMNS) + "</tr>"
+            + "".join(f"<td>{fmt(a[col])}</td>" for col in EVIDENCE_COLUMNS)
+            + "</tr>"
             for a in c["audios"]
         )
         head = "".join(f"<th>{col}</th>" for col in EVIDENCE_COLUMNS)
@@ -162,33 +184,46 @@ def _defense_section(run_dir: Path, out: Path) -> str:
         name = html.escape(Path(doc["plot"]).name)
         img = f'<img class="wide" src="{name}" alt="privacy-utility plot">'
     n = doc.get("n_nonmembers")
-    head = ("<tr><th>setting</th><th>stage</th><th>PER on unseen speakers</th><th>PER change</th>"
-            + "".join(f"<th>{c} AUC (random forest) [{CI_LABEL}]</th><th>{c} AUC (calibrated)</th>"
-                      f"<th>{c} TPR at FPR 1/{n}</th>" for c in ("seen", "unseen"))
-            + "<th>training time ratio</th>"
-            "<th>epsilon at delta (per spliced window, not per speaker)</th></tr>")
+    head = (
+        "<tr><th>setting</th><th>stage</th><th>PER on unseen speakers</th><th>PER change</th>"
+        + "".join(
+            f"<th>{c} AUC (random forest) [{CI_LABEL}]</th><th>{c} AUC (calibrated)</th>"
+            f"<th>{c} TPR at FPR 1/{n}</th>"
+            for c in ("seen", "unseen")
+        )
+        + "<th>training time ratio</th>"
+        "<th>epsilon at delta (per spliced window, not per speaker)</th></tr>"
+    )
 
     def cells(attacks: dict, cond: str) -> str:
         rf = attacks.get(f"{cond}/random_forest") or {}
         cal = attacks.get(f"{cond}/calibrated_test") or {}
         tpr = html.escape(_tpr1(rf, rf["lowest_fpr"])) if rf.get("lowest_fpr") else "n/a"
-        return (f"<td>{_with_ci(rf, 'auc') if rf else 'n/a'}</td><td>{fmt(cal.get('auc'))}</td>"
-                f"<td>{tpr}</td>")
+        return (
+            f"<td>{_with_ci(rf, 'auc') if rf else 'n/a'}</td><td>{fmt(cal.get('auc'))}</td>"
+            f"<td>{tpr}</td>"
+        )
 
     body = "".join(
         f"<tr><td>{html.escape(st['setting'])}</td><td>{st['stage']}</td>"
         f"<td>{fmt(st['per_unseen_speakers'])}</td><td>{st['per_increase']:+.3f}</td>"
-        + cells(st["attacks"], "seen") + cells(st["attacks"], "unseen")
+        + cells(st["attacks"], "seen")
+        + cells(st["attacks"], "unseen")
         + f"<td>{fmt(st['train_time_ratio'], 2)}</td><td>{_epsilon(st)}</td></tr>"
         for st in doc["settings"]
     )
     best = doc.get("best_tradeoff") or {}
-    verdict = (f"<p>Closest to chance on unseen audios: <b>{html.escape(best['setting'])}</b> "
-               f"(|AUC - 0.5| = {best['unseen_auc_distance_to_chance']:.3f}, PER change "
-               f"{best['per_increase']:+.3f}).</p>") if best else ""
+    verdict = (
+        (
+            f"<p>Closest to chance on unseen audios: <b>{html.escape(best['setting'])}</b> "
+            f"(|AUC - 0.5| = {best['unseen_auc_distance_to_chance']:.3f}, PER change "
+            f"{best['per_increase']:+.3f}).</p>"
+        )
+        if best
+        else ""
+    )
     notes = "".join(f"<p class='note'>{html.escape(x)}</p>" for x in doc.get("notes", []))
-    return (f'<h2>Defenses</h2>{verdict}<table class="defenses">{head}{body}</table>'
-            f"{notes}{img}")
+    return f'<h2>Defenses</h2>{verdict}<table class="defenses">{head}{body}</table>{notes}{img}'
 
 
 def write_reports(run_dir: str | Path) -> Path:
@@ -211,26 +246,36 @@ def write_reports(run_dir: str | Path) -> Path:
 
     sections = []
     for cond in metrics["conditions"]:
-        curves = {a: metrics["attacks"][f"{cond}/{a}"] for a in ("random_forest", "calibrated_test")
-                  if f"{cond}/{a}" in metrics["attacks"]}
+        curves = {
+            a: metrics["attacks"][f"{cond}/{a}"]
+            for a in ("random_forest", "calibrated_test")
+            if f"{cond}/{a}" in metrics["attacks"]
+        }
         if not curves:
             continue
         plots = save_roc_plots(curves, out, stem=f"roc_{cond}", title=f"{cond} audios")
         tables = "".join(
             f"<h3>{attack}</h3>"
             + _html_table(paper_table_rows(metrics, cond, attack, "users"), "users", "Users")
-            + _html_table(paper_table_rows(metrics, cond, attack, "audios_per_user"),
-                          "audios_per_user", "Audios per user")
+            + _html_table(
+                paper_table_rows(metrics, cond, attack, "audios_per_user"),
+                "audios_per_user",
+                "Audios per user",
+            )
             for attack in curves
         )
-        notes = "".join(f"<p class='note'>{html.escape(m['tpr_at_fpr_note'])}</p>"
-                        for m in list(curves.values())[:1] if m.get("tpr_at_fpr_note"))
+        notes = "".join(
+            f"<p class='note'>{html.escape(m['tpr_at_fpr_note'])}</p>"
+            for m in list(curves.values())[:1]
+            if m.get("tpr_at_fpr_note")
+        )
         if metrics.get("ci95_scope"):
             notes += f"<p class='note'>{html.escape(metrics['ci95_scope'])}.</p>"
         sections.append(
             f"<h2>{html.escape(cond)} audios</h2>{tables}{notes}"
-            + "".join(f'<img src="{p.name}" alt="ROC {scale} {cond}">'
-                      for scale, p in plots.items())
+            + "".join(
+                f'<img src="{p.name}" alt="ROC {scale} {cond}">' for scale, p in plots.items()
+            )
         )
     conds = metrics["conditions"]
     user_rows = []
@@ -238,11 +283,14 @@ def write_reports(run_dir: str | Path) -> Path:
         _user_plot(user, calibration, out / "users" / f"{user['speaker']}.png")
         (out / "users" / f"{user['speaker']}.json").write_text(json.dumps(user, indent=1))
         (out / "users" / f"{user['speaker']}.html").write_text(
-            _user_page(user, f"{user['speaker']}.png"))
+            _user_page(user, f"{user['speaker']}.png")
+        )
         cells = "".join(
             f"<td>{user['conditions'][c]['verdict']} "
             f"(p={user['conditions'][c]['p_value']:.2g})</td>"
-            if c in user["conditions"] else "<td>not audited</td>" for c in conds
+            if c in user["conditions"]
+            else "<td>not audited</td>"
+            for c in conds
         )
         user_rows.append(
             f"<tr><td><a href='users/{html.escape(user['speaker'])}.html'>"
@@ -251,13 +299,15 @@ def write_reports(run_dir: str | Path) -> Path:
         )
     problems = ""
     if metrics["skipped_users"] or metrics["failures"] or metrics["queries"]["stopped"]:
-        items = [f"{p['condition']}: {p['speaker']}: {p['reason']}"
-                 for p in metrics["skipped_users"]]
+        items = [
+            f"{p['condition']}: {p['speaker']}: {p['reason']}" for p in metrics["skipped_users"]
+        ]
         items += [f"{f['model']}: {f['utt_id']}: {f['reason']}" for f in metrics["failures"]]
         if metrics["queries"]["stopped"]:
             items.append(f"querying stopped: {metrics['queries']['stopped']}")
-        problems = "<h2>Problems</h2><ul>" + "".join(
-            f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+        problems = (
+            "<h2>Problems</h2><ul>" + "".join(f"<li>{html.escape(i)}</li>" for i in items) + "</ul>"
+        )
     q = metrics["queries"]
     summary = Template((TEMPLATES / "summary.html").read_text()).substitute(
         device_id=html.escape(metrics["device_id"]),

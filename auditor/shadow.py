@@ -177,14 +177,23 @@ def train_shadows(
             log.info("%s: reusing cached %s", shadow.name, path)
             continue
         jobs.append(
-            {"manifest": str(manifest), "speakers": list(split["in"]), "config": config,
-             "seed": s_seed, "out_dir": str(path)}
+            {
+                "manifest": str(manifest),
+                "speakers": list(split["in"]),
+                "config": config,
+                "seed": s_seed,
+                "out_dir": str(path),
+            }
         )
     all_jobs = list(extra_jobs) + jobs
     results = as_executor(executor).map(train_model_job, all_jobs, desc="training models")
     for shadow in shadows:
-        doc = {"name": shadow.name, "in": list(shadow.speakers_in),
-               "out": list(shadow.speakers_out), "seed": shadow.seed}
+        doc = {
+            "name": shadow.name,
+            "in": list(shadow.speakers_in),
+            "out": list(shadow.speakers_out),
+            "seed": shadow.seed,
+        }
         (shadow.path / SHADOW_JSON_NAME).write_text(json.dumps(doc, indent=1))
     return shadows, results[: len(extra_jobs)]
 

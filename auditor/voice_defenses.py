@@ -33,8 +33,19 @@ ATTACKS = ("random_forest", "calibrated_test")
 CONDITIONS = ("seen", "unseen")
 PLOT_NAME = "privacy_utility.png"
 #: The attack metrics a setting keeps of each audit.
-ATTACK_KEYS = ("accuracy", "precision", "recall", "f1", "auc", "tpr_at_fpr", "n_members",
-               "n_nonmembers", "lowest_fpr", "ci95", "tpr_at_fpr_note")
+ATTACK_KEYS = (
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "tpr_at_fpr",
+    "n_members",
+    "n_nonmembers",
+    "lowest_fpr",
+    "ci95",
+    "tpr_at_fpr_note",
+)
 
 #: What every table and report says next to the figures.
 NOTES = [
@@ -59,8 +70,9 @@ def slug(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.]+", "-", spec).strip("-")
 
 
-def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0,
-                       root: Path | None = None) -> dict:
+def run_voice_defenses(
+    config: dict, out: str | Path, *, seed: int = 0, root: Path | None = None
+) -> dict:
     """Run every defense setting of ``config`` into ``out``; returns ``metrics.json``'s document.
 
     ``root`` resolves a relative ``corpus.path`` (the recipe passes the repository root).
@@ -80,8 +92,12 @@ def run_voice_defenses(config: dict, out: str | Path, *, seed: int = 0,
     make_splits(manifest, splits_path, seed=seed, **config["splits"])
     splits = read_splits(splits_path)
     reference = _reference_speakers(manifest, splits, config, run_dir)
-    shared = {"seed": seed, "manifest": manifest, "splits_path": splits_path,
-              "models_dir": run_dir / "models"}
+    shared = {
+        "seed": seed,
+        "manifest": manifest,
+        "splits_path": splits_path,
+        "models_dir": run_dir / "models",
+    }
     settings = [
         _evaluate_setting(config, spec, defense, reference, run_dir, splits, shared)
         for spec, defense in zip(specs, defenses, strict=True)
@@ -140,8 +156,15 @@ def _setting_config(config: dict, defense, reference_speakers: list[str]) -> dic
     }
 
 
-def _evaluate_setting(config: dict, spec: str, defense, reference: list[str], run_dir: Path,
-                      splits: dict, shared: dict) -> dict:
+def _evaluate_setting(
+    config: dict,
+    spec: str,
+    defense,
+    reference: list[str],
+    run_dir: Path,
+    splits: dict,
+    shared: dict,
+) -> dict:
     """Audit one setting into ``settings/<slug>/``; its entry of ``metrics.json``'s settings.
 
     ``shared`` holds :func:`~auditor.pipeline.run_user_audit`'s ``seed``, ``manifest``,
@@ -149,8 +172,12 @@ def _evaluate_setting(config: dict, spec: str, defense, reference: list[str], ru
     """
     print(f"\n[defenses] === {spec} ({defense.stage}) ===", flush=True)
     t = time.perf_counter()
-    metrics = run_user_audit(_setting_config(config, defense, reference),
-                             run_dir / "settings" / slug(spec), reports=False, **shared)
+    metrics = run_user_audit(
+        _setting_config(config, defense, reference),
+        run_dir / "settings" / slug(spec),
+        reports=False,
+        **shared,
+    )
     target = Path(metrics["target_dir"])
     report = json.loads((target / "train_report.json").read_text())
     # training cost: the mini-batch seconds of the target and the shadows (same recipe),
@@ -179,8 +206,9 @@ def _evaluate_setting(config: dict, spec: str, defense, reference: list[str], ru
     }
     print(
         f"[defenses] {spec}: PER unseen speakers {setting['per_unseen_speakers']:.3f}, "
-        + ", ".join(f"{k} AUC {v.get('auc', float('nan')):.3f}"
-                    for k, v in setting["attacks"].items()),
+        + ", ".join(
+            f"{k} AUC {v.get('auc', float('nan')):.3f}" for k, v in setting["attacks"].items()
+        ),
         flush=True,
     )
     return setting
@@ -227,11 +255,17 @@ def _metric_rows(settings: list[dict]) -> list[dict]:
                 continue
             cond, attack = key.split("/")
             rows.append(
-                {"setting": s["setting"], "defense": s["defense"], "condition": cond,
-                 "attack": attack}
+                {
+                    "setting": s["setting"],
+                    "defense": s["defense"],
+                    "condition": cond,
+                    "attack": attack,
+                }
                 | m
-                | {k: s[k] for k in ("per_unseen_speakers", "per_increase", "train_time_ratio",
-                                     "epsilon")}
+                | {
+                    k: s[k]
+                    for k in ("per_unseen_speakers", "per_increase", "train_time_ratio", "epsilon")
+                }
             )
     return rows
 
@@ -317,7 +351,8 @@ def format_defense_table(doc: dict) -> str:
         f"{doc['n_members']} member and {n} non-member users; TPR@1/N is the TPR at FPR "
         f"1/{n} = {1 / n:.3f}, the lowest FPR {n} non-members can measure (1% is not "
         "measurable). RF = random forest, cal = calibrated likelihood-ratio test. "
-        + CI95_SCOPE + "."
+        + CI95_SCOPE
+        + "."
     )
     b = doc.get("best_tradeoff") or {}
     if b:
@@ -374,6 +409,12 @@ def _summary_with_defenses(run_dir: Path, doc: dict, plot: Path) -> Path:
 
     base = run_dir / "settings" / "none"
     shutil.copyfile(plot, base / PLOT_NAME)
-    write_defense_summary(base, settings=doc["settings"], n_nonmembers=doc["n_nonmembers"],
-                          best_tradeoff=doc["best_tradeoff"], notes=doc["notes"], plot=PLOT_NAME)
+    write_defense_summary(
+        base,
+        settings=doc["settings"],
+        n_nonmembers=doc["n_nonmembers"],
+        best_tradeoff=doc["best_tradeoff"],
+        notes=doc["notes"],
+        plot=PLOT_NAME,
+    )
     return write_reports(base)

@@ -25,8 +25,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _cpu() -> str:
     return next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-         if ln.startswith("model name")),
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
         "unknown",
     )
 
@@ -47,8 +50,15 @@ def shadow_speedup(run_dir: Path, work: Path, seed: int) -> dict[int, float]:
         cache = work / f"shadows_w{workers}"
         shutil.rmtree(cache, ignore_errors=True)
         t0 = time.perf_counter()
-        train_shadows(manifest, pool, cfg["recognizer"], k=cfg["shadows"]["k"], seed=seed,
-                      cache_dir=cache, executor=get_executor("local", max_workers=workers))
+        train_shadows(
+            manifest,
+            pool,
+            cfg["recognizer"],
+            k=cfg["shadows"]["k"],
+            seed=seed,
+            cache_dir=cache,
+            executor=get_executor("local", max_workers=workers),
+        )
         seconds[workers] = time.perf_counter() - t0
     return seconds
 
@@ -74,7 +84,8 @@ def main() -> None:
     stage_rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in stages.items())
     tables = "\n\n".join(
         "```\n" + format_table(metrics, cond, attack) + "\n```"
-        for cond in metrics["conditions"] for attack in ("random_forest", "calibrated_test")
+        for cond in metrics["conditions"]
+        for attack in ("random_forest", "calibrated_test")
     )
     main_rows = []
     for name, m in metrics["attacks"].items():
@@ -87,11 +98,15 @@ def main() -> None:
             f"{'n/a (1/N > 0.01)' if tpr is None else f'{tpr:.3f}'} |"
         )
     q = metrics["queries"]
-    cmd = "python benchmarks/bench_audit.py --out " + str(args.out) + (" --quick" if args.quick else "")
+    cmd = (
+        "python benchmarks/bench_audit.py --out "
+        + str(args.out)
+        + (" --quick" if args.quick else "")
+    )
     section = f"""
 ## User-level audit (`benchmarks/bench_audit.py`), {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC
 
-- command: `{cmd}` (runs `auditor demo{' --quick' if args.quick else ''}` into `{demo_dir}`)
+- command: `{cmd}` (runs `auditor demo{" --quick" if args.quick else ""}` into `{demo_dir}`)
 - machine: `nproc` = {os.cpu_count()}, CPU {_cpu()}; shared with other processes (other helpers' jobs were running: figures are upper bounds on wall time)
 - versions: Python {platform.python_version()}, torch {torch.__version__}
 
@@ -100,7 +115,7 @@ def main() -> None:
 |---|---:|
 {stage_rows}
 
-### Shadow training ({metrics['shadows'][0]['in']} IN speakers each, {len(metrics['shadows'])} shadows, from scratch)
+### Shadow training ({metrics["shadows"][0]["in"]} IN speakers each, {len(metrics["shadows"])} shadows, from scratch)
 | local workers | seconds |
 |---:|---:|
 | 1 | {speed[1]:.1f} |
@@ -109,9 +124,9 @@ def main() -> None:
 Speed-up with 2 workers: {speed[1] / speed[2]:.2f}x.
 
 ### Queries
-{q['sent']} device queries over MQTT in {q['seconds']:.1f} s: {q['queries_per_second']:.1f} queries/s ({q['reused']} reused from the record, {q['failed']} failed).
+{q["sent"]} device queries over MQTT in {q["seconds"]:.1f} s: {q["queries_per_second"]:.1f} queries/s ({q["reused"]} reused from the record, {q["failed"]} failed).
 
-### Attacks ({metrics['audios_per_user']} audios per user, all audited users; AUC with bootstrap 95% interval)
+### Attacks ({metrics["audios_per_user"]} audios per user, all audited users; AUC with bootstrap 95% interval)
 | condition/attack | members+non-members | accuracy | precision | recall | AUC [95% CI] | TPR@1%FPR |
 |---|---|---:|---:|---:|---:|---:|
 {chr(10).join(main_rows)}
@@ -124,8 +139,9 @@ Reference paper's table format (rows by number of audited users):
     if not args.no_append:
         with (REPO / "BENCHMARKS.md").open("a") as f:
             f.write(section)
-    (args.out / "bench_audit.json").write_text(json.dumps({"stages": stages, "shadow_seconds": speed,
-                                                           "queries": q}, indent=1))
+    (args.out / "bench_audit.json").write_text(
+        json.dumps({"stages": stages, "shadow_seconds": speed, "queries": q}, indent=1)
+    )
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ FPRS = (0.01, 0.001)
 def halves(idx: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """A random split of index array ``idx`` into two halves (sorted)."""
     order = rng.permutation(idx)
-    return np.sort(order[: len(idx) // 2]), np.sort(order[len(idx) // 2:])
+    return np.sort(order[: len(idx) // 2]), np.sort(order[len(idx) // 2 :])
 
 
 def run_art(target, x_fit_in, y_fit_in, x_fit_out, y_fit_out, x_eval, y_eval, model_type, seed):
@@ -65,10 +65,12 @@ def run_art(target, x_fit_in, y_fit_in, x_fit_out, y_fit_out, x_eval, y_eval, mo
     torch.manual_seed(seed)
     np.random.seed(seed)  # ART's attack models draw from numpy's global generator
     n_classes = len(target.classes)
-    classifier = BlackBoxClassifier(target.predict_proba, x_eval.shape[1:], n_classes,
-                                    clip_values=(0.0, 1.0))
-    attack = MembershipInferenceBlackBox(classifier, input_type="prediction",
-                                         attack_model_type=model_type)
+    classifier = BlackBoxClassifier(
+        target.predict_proba, x_eval.shape[1:], n_classes, clip_values=(0.0, 1.0)
+    )
+    attack = MembershipInferenceBlackBox(
+        classifier, input_type="prediction", attack_model_type=model_type
+    )
     attack.fit(_unit(x_fit_in), y_fit_in, _unit(x_fit_out), y_fit_out)
     scores = attack.infer(_unit(x_eval), y_eval, probabilities=True)
     return np.asarray(scores, dtype=np.float64).reshape(len(x_eval), -1)[:, -1]
@@ -82,12 +84,15 @@ def row(name: str, metrics: dict) -> str:
     low, high = metrics["ci95"]["auc"]
     tprs = [metrics["tpr_at_fpr"][k] for k in ("0.01", "0.001")]
     tpr_text = [f"{t:.3f}" if t is not None else "n/a" for t in tprs]
-    return (f"| {name} | {metrics['auc']:.3f} [{low:.3f}, {high:.3f}] | {tpr_text[0]} | "
-            f"{tpr_text[1]} | {metrics['accuracy']:.3f} | {metrics['seconds']:.0f} | "
-            f"{metrics['n_queries']} |")
+    return (
+        f"| {name} | {metrics['auc']:.3f} [{low:.3f}, {high:.3f}] | {tpr_text[0]} | "
+        f"{tpr_text[1]} | {metrics['accuracy']:.3f} | {metrics['seconds']:.0f} | "
+        f"{metrics['n_queries']} |"
+    )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
+    """The command line (``--help``)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=str(DATA), help="CIFAR-10 source (zip / tree / batches)")
     parser.add_argument("--train-size", type=int, default=2500, help="target members")
@@ -97,15 +102,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(REPO / "runs" / "bench_cifar_art"))
     parser.add_argument("--no-append", action="store_true", help="do not touch BENCHMARKS.md")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     torch.set_num_threads(args.workers)
     out = Path(args.out)
     rng = np.random.default_rng(args.seed)
 
     t0 = time.perf_counter()
-    summary = train_target(args.data, out / "target", train_size=args.train_size, seed=args.seed,
-                           cnn_config={"epochs": args.epochs}, n_shadow_pool=args.train_size)
+    summary = train_target(
+        args.data,
+        out / "target",
+        train_size=args.train_size,
+        seed=args.seed,
+        cnn_config={"epochs": args.epochs},
+        n_shadow_pool=args.train_size,
+    )
     target_seconds = time.perf_counter() - t0
     target = load_target(out / "target")
     members_fit, members_eval = halves(target.split["target_members"], rng)
@@ -117,27 +132,49 @@ def main() -> None:
 
     results = {}
     t0 = time.perf_counter()
-    lira = LiRA(target.predict_proba, shadow_recipe(target), n_reference=args.n_reference,
-                mode="online", global_variance=True, augment=True,
-                executor=get_executor("local", max_workers=args.workers), seed=args.seed)
+    lira = LiRA(
+        target.predict_proba,
+        shadow_recipe(target),
+        n_reference=args.n_reference,
+        mode="online",
+        global_variance=True,
+        augment=True,
+        executor=get_executor("local", max_workers=args.workers),
+        seed=args.seed,
+    )
     lira.fit(x_aux, y_aux, x_candidates=x_eval, y_candidates=y_eval)
     scores = lira.score_samples(x_eval, y_eval)
     # Decision: a likelihood ratio above 1 (log ratio > 0) calls a member.
-    results["LiRA online (ours)"] = (scores, time.perf_counter() - t0, lira.blackbox_.n_queries,
-                                     0.0)
+    results["LiRA online (ours)"] = (
+        scores,
+        time.perf_counter() - t0,
+        lira.blackbox_.n_queries,
+        0.0,
+    )
 
     t0 = time.perf_counter()
     threshold = ThresholdAttack(target.predict_proba, percentile=90).fit(x_aux)
     scores = threshold.score_samples(x_eval)
-    results["max-posterior threshold (ours)"] = (scores, time.perf_counter() - t0,
-                                                 threshold.blackbox_.n_queries,
-                                                 threshold.threshold_)
+    results["max-posterior threshold (ours)"] = (
+        scores,
+        time.perf_counter() - t0,
+        threshold.blackbox_.n_queries,
+        threshold.threshold_,
+    )
 
     for model_type, label in (("nn", "ART black-box, nn"), ("rf", "ART black-box, rf")):
         t0 = time.perf_counter()
-        scores = run_art(target, target.x[members_fit], target.y[members_fit],
-                         target.x[nonmembers_fit], target.y[nonmembers_fit], x_eval, y_eval,
-                         model_type, args.seed)
+        scores = run_art(
+            target,
+            target.x[members_fit],
+            target.y[members_fit],
+            target.x[nonmembers_fit],
+            target.y[nonmembers_fit],
+            x_eval,
+            y_eval,
+            model_type,
+            args.seed,
+        )
         n_queries = len(members_fit) + len(nonmembers_fit) + len(x_eval)
         results[label] = (scores, time.perf_counter() - t0, n_queries, 0.5)
 
@@ -149,8 +186,14 @@ def main() -> None:
     save_metrics(out, {"target": summary, "attacks": metrics})
     save_roc_plots(metrics, out, stem="roc_art_vs_lira", title="CIFAR-10: LiRA vs ART")
 
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     import art
 
     final = summary["final"]

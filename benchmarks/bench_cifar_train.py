@@ -67,12 +67,15 @@ def main(n_images: int, epochs: int, seed: int) -> None:
     load_before = os.getloadavg()[0]
     bare = bare_loop(x, y, epochs, seed)
     t0 = time.perf_counter()
-    train_cnn(x, y, {"epochs": epochs, "batch_size": BATCH, "num_threads": 1}, seed=seed,
-              progress=False)  # fmt: skip
+    train_cnn(
+        x, y, {"epochs": epochs, "batch_size": BATCH, "num_threads": 1}, seed=seed, progress=False
+    )
     ours = time.perf_counter() - t0
     recipe = CnnRecipe({"epochs": epochs, "batch_size": BATCH})
-    jobs = [{"recipe": recipe, "x_train": x, "y_train": y, "queries": {"in": x}, "seed": s}
-            for s in (seed, seed + 1)]  # fmt: skip
+    jobs = [
+        {"recipe": recipe, "x_train": x, "y_train": y, "queries": {"in": x}, "seed": s}
+        for s in (seed, seed + 1)
+    ]
     walls = {}
     for kind, workers in (("serial", None), ("local", 2)):
         executor = get_executor(kind, max_workers=workers, threads_per_worker=1)
@@ -85,16 +88,24 @@ def main(n_images: int, epochs: int, seed: int) -> None:
         ("bare PyTorch loop, images/s", f"{passes / bare:.0f}"),
         ("train_cnn, images/s", f"{passes / ours:.0f}"),
         ("train_cnn time / bare loop time", f"{ours / bare:.2f}"),
-        (f"one shadow model ({n_images} images x {epochs} epochs, serial), s",
-         f"{walls['serial'] / 2:.1f}"),
+        (
+            f"one shadow model ({n_images} images x {epochs} epochs, serial), s",
+            f"{walls['serial'] / 2:.1f}",
+        ),
         ("2 shadow models, serial executor, s", f"{walls['serial']:.1f}"),
         ("2 shadow models, local executor with 2 workers, s", f"{walls['local']:.1f}"),
         ("speed-up from 2 workers", f"{walls['serial'] / walls['local']:.2f}"),
-    ]  # fmt: skip
+    ]
     table = ["| measurement | value |", "|---|---:|", *[f"| {k} | {v} |" for k, v in rows]]
     print("\n".join(table))
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())  # fmt: skip
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     section = [
         "",
         f"## CIFAR-10 CNN training cost ({datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC)",

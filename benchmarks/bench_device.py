@@ -125,8 +125,20 @@ def rss_mib(pid: int) -> dict:
 
 
 def start_device(model: Path, profile: str, broker_kind: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(model), "--device-id", "bench",
-           "--profile", profile, "--broker-kind", broker_kind]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "device_sim.cli",
+        "serve",
+        "--model",
+        str(model),
+        "--device-id",
+        "bench",
+        "--profile",
+        profile,
+        "--broker-kind",
+        broker_kind,
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     seen = ""
     deadline = time.monotonic() + 120
@@ -215,19 +227,30 @@ def main() -> None:
         rec, report = load_profile(model, p)
         dt = time_decode(rec, x3, args.rtf_reps)
         in_process_s[p] = dt
-        prof_rows.append({
-            "profile": p, "threads": torch.get_num_threads(), "int8": report["quantized"],
-            "model_mib": report["model_bytes"] / 2**20, "rtf": dt / 3.0, "per": corpus_per(rec, test),
-        })  # fmt: skip
+        prof_rows.append(
+            {
+                "profile": p,
+                "threads": torch.get_num_threads(),
+                "int8": report["quantized"],
+                "model_mib": report["model_bytes"] / 2**20,
+                "rtf": dt / 3.0,
+                "per": corpus_per(rec, test),
+            }
+        )
     quant_rows = []
     for threads in (1, 2):
         for q in (False, True):
             rec, report = load_profile(model, "host", quantize=q)
             torch.set_num_threads(threads)
-            quant_rows.append({
-                "threads": threads, "int8": q, "model_mib": report["model_bytes"] / 2**20,
-                "rtf": time_decode(rec, x3, args.rtf_reps) / 3.0, "per": corpus_per(rec, test),
-            })  # fmt: skip
+            quant_rows.append(
+                {
+                    "threads": threads,
+                    "int8": q,
+                    "model_mib": report["model_bytes"] / 2**20,
+                    "rtf": time_decode(rec, x3, args.rtf_reps) / 3.0,
+                    "per": corpus_per(rec, test),
+                }
+            )
 
     # -- MQTT round trips, device in its own process ------------------------------------------
     rt_rows = []
@@ -242,8 +265,13 @@ def main() -> None:
                 mem_loaded = rss_mib(proc.pid)
                 for clients in (1, 4, 16):
                     r = load_test(url, audio, clients, max(1, args.requests // clients))
-                    r |= {"profile": p, "broker": kind, "clients": clients, "in_process_ms": 1000 * in_process,
-                          "overhead": r["p50_ms"] / 1000 / in_process}  # fmt: skip
+                    r |= {
+                        "profile": p,
+                        "broker": kind,
+                        "clients": clients,
+                        "in_process_ms": 1000 * in_process,
+                        "overhead": r["p50_ms"] / 1000 / in_process,
+                    }
                     rt_rows.append(r)
                     print(r, file=sys.stderr)
                 mem = rss_mib(proc.pid)
@@ -258,8 +286,11 @@ def main() -> None:
 
 
 def write_report(args, model, n_test, prof_rows, quant_rows, rt_rows, in_process_s) -> None:
-    lines = ["| profile | broker | clients | requests | req/s | p50 ms | p95 ms | in-process ms | p50 / in-process "
-             "| outside-device ms (p50) |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| profile | broker | clients | requests | req/s | p50 ms | p95 ms | in-process ms | p50 / in-process "
+        "| outside-device ms (p50) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rt_rows:
         lines.append(
             f"| {r['profile']} | {r['broker']} | {r['clients']} | {r['requests']} | {r['req_per_s']:.1f} | "
@@ -267,9 +298,11 @@ def write_report(args, model, n_test, prof_rows, quant_rows, rt_rows, in_process
             f"{r['transport_ms']:.1f} |"
         )
     rt_table = "\n".join(lines)
-    lines = ["| profile | threads | int8 | model MiB | device RSS MiB (mosquitto / amqtt) | peak RSS MiB | "
-             "in-process ms per 3 s | RTF | PER (unseen speakers) |",
-             "|---|---:|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
+    lines = [
+        "| profile | threads | int8 | model MiB | device RSS MiB (mosquitto / amqtt) | peak RSS MiB | "
+        "in-process ms per 3 s | RTF | PER (unseen speakers) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in prof_rows:
         lines.append(
             f"| {r['profile']} | {r['threads']} | {'yes' if r['int8'] else 'no'} | {r['model_mib']:.2f} | "

@@ -67,7 +67,9 @@ class Utterance:
             duration=float(d["duration"]),
             text=str(d["text"]),
             phones=tuple(d["phones"]),
-            alignment=None if align is None else tuple((int(b), int(e), str(p)) for b, e, p in align),
+            alignment=None
+            if align is None
+            else tuple((int(b), int(e), str(p)) for b, e, p in align),
             sample_rate=int(d.get("sample_rate", 16000)),
             gender=d.get("gender"),
             meta=dict(d.get("meta") or {}),

@@ -45,8 +45,10 @@ def shadow_recipe(target: CifarTarget, epochs: int | None = None) -> CnnRecipe:
     reference = None
     if cfg.get("advreg") is not None:
         if "shadow_reference" not in target.split:
-            raise ValueError("the target was trained with advreg but its split has no "
-                             "shadow_reference (an older target folder): train it again")
+            raise ValueError(
+                "the target was trained with advreg but its split has no "
+                "shadow_reference (an older target folder): train it again"
+            )
         reference = target.records("shadow_reference")
     return CnnRecipe(cfg, serving=target.serving, reference=reference)
 
@@ -119,10 +121,14 @@ def attack_target(
         )
     if attack == "threshold":  # training-free: a percentile of the answers on auditor records
         params.setdefault("percentile", THRESHOLD_PERCENTILE)
-    kwargs = {"recipe": shadow_recipe(target, shadow_epochs), "executor": as_executor(executor),
-              "seed": seed}  # fmt: skip
-    estimator = cls(target.predict_proba, **{k: v for k, v in kwargs.items() if k in defaults},
-                    **params)  # fmt: skip
+    kwargs = {
+        "recipe": shadow_recipe(target, shadow_epochs),
+        "executor": as_executor(executor),
+        "seed": seed,
+    }
+    estimator = cls(
+        target.predict_proba, **{k: v for k, v in kwargs.items() if k in defaults}, **params
+    )
     x_pool, y_pool = target.records("shadow_pool")
     x_eval, y_eval, membership = evaluation_records(target, n_eval, seed)
     t0 = time.perf_counter()
@@ -176,9 +182,15 @@ def run_attack(
     target = load_target(target_dir, data=data, cache_dir=cache_dir)
     pool = get_executor(executor, max_workers=workers, address=address)
     metrics = attack_target(
-        target, attack, seed=seed, params=params, shadow_epochs=shadow_epochs, executor=pool,
-        n_eval=n_eval, n_bootstrap=n_bootstrap,
-    )  # fmt: skip
+        target,
+        attack,
+        seed=seed,
+        params=params,
+        shadow_epochs=shadow_epochs,
+        executor=pool,
+        n_eval=n_eval,
+        n_bootstrap=n_bootstrap,
+    )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_metrics(out, {attack: metrics})

@@ -50,12 +50,23 @@ def recipe_key(spec: str, cnn_config: dict) -> str:
 
 
 def evaluate_recipe(
-    *, data: str, run_dir: str, settings: list[str], train_size: int, seed: int,
-    cnn_config: dict, n_shadows: int, attacks: list[str], n_eval: int,
-    threshold_percentile: float = 90.0, shokri_max_iter: int = 200,
-    shokri_features: str = "class_order", n_bootstrap: int = 200, cache_dir: str | None = None,
+    *,
+    data: str,
+    run_dir: str,
+    settings: list[str],
+    train_size: int,
+    seed: int,
+    cnn_config: dict,
+    n_shadows: int,
+    attacks: list[str],
+    n_eval: int,
+    threshold_percentile: float = 90.0,
+    shokri_max_iter: int = 200,
+    shokri_features: str = "class_order",
+    n_bootstrap: int = 200,
+    cache_dir: str | None = None,
     num_threads: int | None = 1,
-) -> list[dict]:  # fmt: skip
+) -> list[dict]:
     """Train the target of ``settings`` (one shared training part) and attack each setting.
 
     Parameters
@@ -102,15 +113,20 @@ def evaluate_recipe(
         raise ValueError(f"settings {settings} do not share one training recipe")
     train_spec = split_serving(settings[0])[0]
     summary = train_target(
-        data, Path(run_dir) / "targets" / slug(train_spec, train_size), train_size=train_size,
-        seed=seed, cnn_config=dict(cnn_config), n_shadow_pool=2 * train_size,
-        cache_dir=cache_dir, progress=False, defense=None if train_spec == "none" else train_spec,
-    )  # fmt: skip
+        data,
+        Path(run_dir) / "targets" / slug(train_spec, train_size),
+        train_size=train_size,
+        seed=seed,
+        cnn_config=dict(cnn_config),
+        n_shadow_pool=2 * train_size,
+        cache_dir=cache_dir,
+        progress=False,
+        defense=None if train_spec == "none" else train_spec,
+    )
     target = load_target(summary["out"], data=data, cache_dir=cache_dir, progress=False)
     n_eval = min(int(n_eval), train_size)
     x_eval, y_eval, membership = evaluation_records(target, n_eval, seed)
-    shadows = train_shadows(target, shadow_recipe(target), int(n_shadows), seed=seed,
-                            x_eval=x_eval)  # fmt: skip
+    shadows = train_shadows(target, shadow_recipe(target), int(n_shadows), seed=seed, x_eval=x_eval)
     answers = AnswerCache(target)
     x_non, y_non = target.records("target_nonmembers")
     x_mem, y_mem = target.records("target_members")
@@ -119,26 +135,39 @@ def evaluate_recipe(
         info = describe(spec)
         served = dataclasses.replace(target, serving=split_serving(spec)[1])
         results = attack_suite(
-            served, shadows, attacks=attacks, seed=seed, x_eval=x_eval, y_eval=y_eval,
-            membership=membership, threshold_percentile=threshold_percentile,
-            shokri_max_iter=shokri_max_iter, shokri_features=shokri_features,
-            n_bootstrap=n_bootstrap, cache=answers,
-        )  # fmt: skip
+            served,
+            shadows,
+            attacks=attacks,
+            seed=seed,
+            x_eval=x_eval,
+            y_eval=y_eval,
+            membership=membership,
+            threshold_percentile=threshold_percentile,
+            shokri_max_iter=shokri_max_iter,
+            shokri_features=shokri_features,
+            n_bootstrap=n_bootstrap,
+            cache=answers,
+        )
         test_acc = float((answers.predict_proba(x_non).argmax(1) == y_non).mean())
         train_acc = float((answers.predict_proba(x_mem).argmax(1) == y_mem).mean())
         reused = train_spec == "none" and spec != "none"  # hardens the undefended model
         common = {
-            "setting": spec, "defense": info["name"], "params": info["params"],
-            "stage": info["stage"], "train_size": train_size,
+            "setting": spec,
+            "defense": info["name"],
+            "params": info["params"],
+            "stage": info["stage"],
+            "train_size": train_size,
             "max_auc_attack": results["max_auc_attack"],
             "target": {
-                "train_acc": train_acc, "test_acc": test_acc,
+                "train_acc": train_acc,
+                "test_acc": test_acc,
                 "train_test_gap": train_acc - test_acc,
                 "train_seconds": 0.0 if reused else summary["seconds"],
-                "epsilon": summary.get("epsilon"), "delta": summary.get("delta"),
+                "epsilon": summary.get("epsilon"),
+                "delta": summary.get("delta"),
             },
             "shadow_seconds": 0.0 if reused else shadows.seconds,
-        }  # fmt: skip
+        }
         for attack in attacks:
             metrics = {k: v for k, v in results[attack].items() if k != "roc"}
             rows.append({**common, "attack": attack, **metrics})
@@ -169,20 +198,30 @@ def grid_jobs(config: dict, run_dir: Path, *, root: Path) -> list[dict]:
         groups.setdefault((size, recipe_key(spec, config["cnn"])), []).append(spec)
     for n in map(int, config["table2"]["train_sizes"]):
         if n != size or config["table2"]["defense"] not in config["defenses"]:
-            groups.setdefault((n, recipe_key(config["table2"]["defense"], config["cnn"])),
-                              []).append(config["table2"]["defense"])  # fmt: skip
+            groups.setdefault(
+                (n, recipe_key(config["table2"]["defense"], config["cnn"])), []
+            ).append(config["table2"]["defense"])
     a, e = config["attack"], config["eval"]
     jobs = [
-        {"data": str(repo_path(config["data"], root)), "run_dir": str(run_dir),
-         "settings": specs, "train_size": n, "seed": int(config["seed"]),
-         "cnn_config": dict(config["cnn"]), "n_shadows": int(a["n_shadows"]),
-         "attacks": list(a["attacks"]), "n_eval": int(e["n_eval"]),
-         "threshold_percentile": float(a["threshold_percentile"]),
-         "shokri_max_iter": int(a["shokri_max_iter"]),
-         "shokri_features": str(a["shokri_features"]), "n_bootstrap": int(e["n_bootstrap"]),
-         "cache_dir": config["cache_dir"], "num_threads": int(config["cnn"]["num_threads"] or 1)}
+        {
+            "data": str(repo_path(config["data"], root)),
+            "run_dir": str(run_dir),
+            "settings": specs,
+            "train_size": n,
+            "seed": int(config["seed"]),
+            "cnn_config": dict(config["cnn"]),
+            "n_shadows": int(a["n_shadows"]),
+            "attacks": list(a["attacks"]),
+            "n_eval": int(e["n_eval"]),
+            "threshold_percentile": float(a["threshold_percentile"]),
+            "shokri_max_iter": int(a["shokri_max_iter"]),
+            "shokri_features": str(a["shokri_features"]),
+            "n_bootstrap": int(e["n_bootstrap"]),
+            "cache_dir": config["cache_dir"],
+            "num_threads": int(config["cnn"]["num_threads"] or 1),
+        }
         for (n, _), specs in groups.items()
-    ]  # fmt: skip
+    ]
     return sorted(jobs, key=lambda j: -j["train_size"] * cost_factor(j["settings"][0], config))
 
 
@@ -207,17 +246,28 @@ def run_defense_grid(config: dict, out: Path, *, root: Path) -> dict:
     load_image_dataset(data, cache_dir=config["cache_dir"])  # decode once, cached
     doc = {
         "name": config["name"],
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": sys.version.split()[0], "torch": torch.__version__,
-                    "opacus": importlib.metadata.version("opacus")},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+            "opacus": importlib.metadata.version("opacus"),
+        },
         "rows": [],
-    }  # fmt: skip
+    }
     size = int(config["train_size"])
     jobs = grid_jobs(config, run_dir, root=root)
-    executor = get_executor(config["executor"], max_workers=config["workers"],
-                            threads_per_worker=int(config["cnn"]["num_threads"] or 1))  # fmt: skip
-    log.info("%d trained recipes on %s workers (%s)", len(jobs), config["workers"] or "all",
-             config["executor"])  # fmt: skip
+    executor = get_executor(
+        config["executor"],
+        max_workers=config["workers"],
+        threads_per_worker=int(config["cnn"]["num_threads"] or 1),
+    )
+    log.info(
+        "%d trained recipes on %s workers (%s)",
+        len(jobs),
+        config["workers"] or "all",
+        config["executor"],
+    )
 
     order = {spec: i for i, spec in enumerate(config["defenses"])}  # rows in the config's order
 
@@ -231,8 +281,12 @@ def run_defense_grid(config: dict, out: Path, *, root: Path) -> dict:
         return summary
 
     def finished(index: int, rows: list[dict]) -> None:  # a cut run keeps what finished
-        log.info("done: %s at %d (%.0f s so far)", " | ".join(jobs[index]["settings"]),
-                 jobs[index]["train_size"], time.perf_counter() - t0)  # fmt: skip
+        log.info(
+            "done: %s at %d (%.0f s so far)",
+            " | ".join(jobs[index]["settings"]),
+            jobs[index]["train_size"],
+            time.perf_counter() - t0,
+        )
         doc["rows"] += rows
         save()
 
@@ -245,14 +299,22 @@ def run_defense_grid(config: dict, out: Path, *, root: Path) -> dict:
 
 def _plot_grid(summary: list[dict], config: dict, run_dir: Path) -> None:
     """``privacy_utility.png``: test accuracy against the max AUC and TPR over the attacks."""
-    points = [{"name": s["setting"], "utility": s["target"]["test_acc"],
-               "series": {"max over attacks": {"auc": s["max_auc"]["auc"],
-                                               "tpr": s["tpr1_max"]}}}
-              for s in summary]  # fmt: skip
+    points = [
+        {
+            "name": s["setting"],
+            "utility": s["target"]["test_acc"],
+            "series": {"max over attacks": {"auc": s["max_auc"]["auc"], "tpr": s["tpr1_max"]}},
+        }
+        for s in summary
+    ]
     plot_privacy_utility(
-        points, run_dir / "privacy_utility.png", utility_label="test accuracy",
-        attacks=[("auc", "max AUC over attacks (upper bound)"),
-                 ("tpr", "max TPR at 1% FPR over attacks (upper bound)")],
+        points,
+        run_dir / "privacy_utility.png",
+        utility_label="test accuracy",
+        attacks=[
+            ("auc", "max AUC over attacks (upper bound)"),
+            ("tpr", "max TPR at 1% FPR over attacks (upper bound)"),
+        ],
         baseline=config["defenses"][0],
         title=f"CIFAR-10 defenses, training size {int(config['train_size'])}",
-    )  # fmt: skip
+    )

@@ -26,8 +26,15 @@ def settings_summary(rows: list[dict], size: int) -> list[dict]:
     for r in rows:
         if r["train_size"] != size:
             continue
-        s = out.setdefault(r["setting"], {"setting": r["setting"], "defense": r["defense"],
-                                          "target": r["target"], "attacks": {}})  # fmt: skip
+        s = out.setdefault(
+            r["setting"],
+            {
+                "setting": r["setting"],
+                "defense": r["defense"],
+                "target": r["target"],
+                "attacks": {},
+            },
+        )
         s["attacks"][r["attack"]] = r
     for s in out.values():
         s["max_auc"] = max(s["attacks"].values(), key=lambda r: r["auc"])
@@ -49,13 +56,17 @@ def target_met(summary: list[dict], config: dict) -> list[dict]:
     base = summary[0]["target"]["test_acc"]
     goal = config["target"]
     return [
-        {"setting": s["setting"], "max_auc": s["max_auc"]["auc"],
-         "max_auc_attack": s["max_auc"]["attack"], "test_acc": s["target"]["test_acc"],
-         "acc_drop": base - s["target"]["test_acc"]}
+        {
+            "setting": s["setting"],
+            "max_auc": s["max_auc"]["auc"],
+            "max_auc_attack": s["max_auc"]["attack"],
+            "test_acc": s["target"]["test_acc"],
+            "acc_drop": base - s["target"]["test_acc"],
+        }
         for s in summary[1:]
         if s["max_auc"]["auc"] <= goal["max_auc"]
         and base - s["target"]["test_acc"] <= goal["max_acc_drop"]
-    ]  # fmt: skip
+    ]
 
 
 def format_tables(doc: dict, config: dict) -> str:
@@ -64,8 +75,12 @@ def format_tables(doc: dict, config: dict) -> str:
     Every table gives each attack's AUC and, in :data:`MAX_AUC_HEADER`'s column, their maximum.
     """
     summary = settings_summary(doc["rows"], int(config["train_size"]))
-    lines = (_table2(doc["rows"], config) + _l2_sweep(summary, config)
-             + _grid(summary, config) + _goal(doc.get("target_met", []), config))  # fmt: skip
+    lines = (
+        _table2(doc["rows"], config)
+        + _l2_sweep(summary, config)
+        + _grid(summary, config)
+        + _goal(doc.get("target_met", []), config)
+    )
     return "\n".join(lines)
 
 
@@ -76,8 +91,10 @@ def _auc_columns(attacks: list[str]) -> tuple[str, str]:
 
 def _aucs(s: dict, attacks: list[str]) -> str:
     """Each attack's AUC, then the max over them (attack)."""
-    return (" | ".join(fmt(s["attacks"][a]["auc"]) for a in attacks)
-            + f" | {fmt(s['max_auc']['auc'])} ({s['max_auc']['attack']})")  # fmt: skip
+    return (
+        " | ".join(fmt(s["attacks"][a]["auc"]) for a in attacks)
+        + f" | {fmt(s['max_auc']['auc'])} ({s['max_auc']['attack']})"
+    )
 
 
 def _table2(rows: list[dict], config: dict) -> list[str]:
@@ -159,12 +176,15 @@ def _grid(summary: list[dict], config: dict) -> list[str]:
         f"| setting | test acc | train acc | eps (delta) | {heads} | {MAX_AUC_HEADER} "
         "| max TPR@1% | max TPR@0.1% | train time ratio |",
         f"|---|---:|---:|---:|{align}---:|---:|---:|---:|",
-    ]  # fmt: skip
+    ]
     for s in summary:
         t = s["target"]
         eps = f"{t['epsilon']:.2f} ({t['delta']:g})" if t.get("epsilon") is not None else "-"
-        ratio = (f"{t['train_seconds'] / base['target']['train_seconds']:.2f}" if base
-                 else "-") if t["train_seconds"] else "1.00"  # fmt: skip
+        ratio = (
+            (f"{t['train_seconds'] / base['target']['train_seconds']:.2f}" if base else "-")
+            if t["train_seconds"]
+            else "1.00"
+        )
         lines.append(
             f"| {s['setting']} | {fmt(t['test_acc'])} | {fmt(t['train_acc'])} | {eps} "
             f"| {_aucs(s, attacks)} | {fmt(s['tpr1_max'])} | {fmt(s['tpr01_max'])} | {ratio} |"
@@ -175,15 +195,24 @@ def _grid(summary: list[dict], config: dict) -> list[str]:
 def _goal(met: list[dict], config: dict) -> list[str]:
     goal = config["target"]
     attacks = list(config["attack"]["attacks"])
-    return ["", f"Goal: AUC <= {goal['max_auc']} at <= {100 * goal['max_acc_drop']:.0f} "
-            "points test-accuracy cost, checked on the max AUC over the attacks (an upper "
-            "bound picked with the evaluation labels, so a conservative check): "
-            + ("; ".join(f"{m['setting']} (max AUC {m['max_auc']:.3f}, by "
-                         f"{m['max_auc_attack']}; test acc {m['test_acc']:.3f}, cost "
-                         f"{100 * m['acc_drop']:.1f} points)" for m in met)
-               or "no setting met it") + ".",
-            "",
-            f"Deviations from the paper: {config['cnn']['epochs']} epochs (paper: up to 100); "
-            f"{config['attack']['n_shadows']} shadow model(s) per recipe; attacks "
-            f"{', '.join(attacks)} (LiRA needs >= 2 shadows); see "
-            "recipes/cifar10_defenses/config.yaml."]  # fmt: skip
+    return [
+        "",
+        f"Goal: AUC <= {goal['max_auc']} at <= {100 * goal['max_acc_drop']:.0f} "
+        "points test-accuracy cost, checked on the max AUC over the attacks (an upper "
+        "bound picked with the evaluation labels, so a conservative check): "
+        + (
+            "; ".join(
+                f"{m['setting']} (max AUC {m['max_auc']:.3f}, by "
+                f"{m['max_auc_attack']}; test acc {m['test_acc']:.3f}, cost "
+                f"{100 * m['acc_drop']:.1f} points)"
+                for m in met
+            )
+            or "no setting met it"
+        )
+        + ".",
+        "",
+        f"Deviations from the paper: {config['cnn']['epochs']} epochs (paper: up to 100); "
+        f"{config['attack']['n_shadows']} shadow model(s) per recipe; attacks "
+        f"{', '.join(attacks)} (LiRA needs >= 2 shadows); see "
+        "recipes/cifar10_defenses/config.yaml.",
+    ]

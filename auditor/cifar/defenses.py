@@ -91,9 +91,14 @@ class Shadows:
 
 
 def train_shadows(
-    target: CifarTarget, recipe: CnnRecipe, n_shadows: int, *, seed: int, x_eval: np.ndarray,
+    target: CifarTarget,
+    recipe: CnnRecipe,
+    n_shadows: int,
+    *,
+    seed: int,
+    x_eval: np.ndarray,
     executor="serial",
-) -> Shadows:  # fmt: skip
+) -> Shadows:
     """Train ``n_shadows`` models with ``recipe`` on halves of the attacker's pool.
 
     ``recipe.serving`` is ignored here (answers are stored raw and hardened per setting by
@@ -106,14 +111,24 @@ def train_shadows(
     for s, (i, o) in enumerate(splits):
         queries = {"in": x_pool[i], "out": x_pool[o], "eval": x_eval}
         queries |= {f"{k}_mirror": mirror(v) for k, v in queries.items()}
-        jobs.append({"recipe": raw, "x_train": x_pool[i], "y_train": y_pool[i],
-                     "queries": queries, "seed": seed + 1 + s})  # fmt: skip
+        jobs.append(
+            {
+                "recipe": raw,
+                "x_train": x_pool[i],
+                "y_train": y_pool[i],
+                "queries": queries,
+                "seed": seed + 1 + s,
+            }
+        )
     t0 = time.perf_counter()
     answers = as_executor(executor).map(train_and_query, jobs, desc="shadows")
     return Shadows(
-        splits, answers, [j["seed"] for j in jobs],
-        [_digest(j["x_train"], j["y_train"]) for j in jobs], time.perf_counter() - t0,
-    )  # fmt: skip
+        splits,
+        answers,
+        [j["seed"] for j in jobs],
+        [_digest(j["x_train"], j["y_train"]) for j in jobs],
+        time.perf_counter() - t0,
+    )
 
 
 class ReplayExecutor:
@@ -138,8 +153,12 @@ class ReplayExecutor:
                 raise ValueError(f"no trained shadow with seed {job['seed']}") from None
             if _digest(job["x_train"], job["y_train"]) != self.shadows.fingerprints[s]:
                 raise ValueError(f"shadow {s}: the job's training records differ from its own")
-            out.append({q: harden_log_proba(self.shadows.answers[s][q], self.policy)
-                        for q in job["queries"]})  # fmt: skip
+            out.append(
+                {
+                    q: harden_log_proba(self.shadows.answers[s][q], self.policy)
+                    for q in job["queries"]
+                }
+            )
         return out
 
 
@@ -193,11 +212,20 @@ def check_attacks(attacks, n_shadows: int) -> tuple[str, ...]:
 
 
 def attack_suite(
-    target: CifarTarget, shadows: Shadows, *, attacks, seed: int, x_eval: np.ndarray,
-    y_eval: np.ndarray, membership: np.ndarray, threshold_percentile: float = 90.0,
-    shokri_max_iter: int = 200, shokri_features: str = "class_order", n_bootstrap: int = 200,
+    target: CifarTarget,
+    shadows: Shadows,
+    *,
+    attacks,
+    seed: int,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    membership: np.ndarray,
+    threshold_percentile: float = 90.0,
+    shokri_max_iter: int = 200,
+    shokri_features: str = "class_order",
+    n_bootstrap: int = 200,
     cache: AnswerCache | None = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """Run ``attacks`` (names of :data:`ATTACK_NAMES`, module docstring) on the target's answers.
 
     ``attacks`` is checked by :func:`check_attacks` (LiRA needs two shadows or more).
@@ -224,18 +252,26 @@ def attack_suite(
     results = {}
 
     def score(name, scores, decisions, t0):
-        m = membership_metrics(membership, scores, y_pred=decisions, n_bootstrap=n_bootstrap,
-                               seed=seed)  # fmt: skip
+        m = membership_metrics(
+            membership, scores, y_pred=decisions, n_bootstrap=n_bootstrap, seed=seed
+        )
         m["seconds"] = time.perf_counter() - t0
         results[name] = m
 
     if "shokri" in attacks:
         t0 = time.perf_counter()
         attack_model = default_attack_model(seed).set_params(
-            mlpclassifier__max_iter=shokri_max_iter)
-        shokri = ShokriAttack(black_box, None, n_shadows=len(shadows.splits),
-                              features=shokri_features, attack_model=attack_model,
-                              executor=ReplayExecutor(shadows, policy), seed=seed)  # fmt: skip
+            mlpclassifier__max_iter=shokri_max_iter
+        )
+        shokri = ShokriAttack(
+            black_box,
+            None,
+            n_shadows=len(shadows.splits),
+            features=shokri_features,
+            attack_model=attack_model,
+            executor=ReplayExecutor(shadows, policy),
+            seed=seed,
+        )
         shokri.fit(x_pool, y_pool, n_classes=n_classes)
         s = shokri.score_samples(x_eval, y_eval)
         score("shokri", s, (s >= 0.5).astype(int), t0)
@@ -246,10 +282,16 @@ def attack_suite(
         score("threshold", thr.score_samples(x_eval), thr.predict(x_eval), t0)
 
     views_of = {"": [""], "_mirror": ["", "_mirror"]}  # as is; as is + mirrored
-    queried = {v for suffix, vs in views_of.items() for v in vs
-               if {"loss" + suffix, "lira" + suffix} & set(attacks)}  # fmt: skip
-    target_phi = {v: scaled_confidence(log_proba(black_box(mirror(x_eval) if v else x_eval)),
-                                       y_eval) for v in queried}  # (n_eval,) per view  # fmt: skip
+    queried = {
+        v
+        for suffix, vs in views_of.items()
+        for v in vs
+        if {"loss" + suffix, "lira" + suffix} & set(attacks)
+    }
+    target_phi = {
+        v: scaled_confidence(log_proba(black_box(mirror(x_eval) if v else x_eval)), y_eval)
+        for v in queried
+    }  # (n_eval,) per view
 
     def shadow_phi(answers: dict, part: str, labels: np.ndarray) -> np.ndarray:  # (n,)
         return scaled_confidence(harden_log_proba(answers[part], policy), labels)
@@ -261,8 +303,9 @@ def attack_suite(
             calib, calib_member = [], []
             for (i, o), a in zip(shadows.splits, shadows.answers, strict=True):
                 for part, idx, member in (("in", i, 1), ("out", o, 0)):
-                    calib.append(np.mean([shadow_phi(a, part + v, y_pool[idx])
-                                          for v in view_names], axis=0))  # fmt: skip
+                    calib.append(
+                        np.mean([shadow_phi(a, part + v, y_pool[idx]) for v in view_names], axis=0)
+                    )
                     calib_member.append(np.full(len(idx), member))
             cut = best_threshold(np.concatenate(calib), np.concatenate(calib_member))
             score("loss" + suffix, phi, (phi >= cut).astype(int), t0)
@@ -271,8 +314,9 @@ def attack_suite(
             t0 = time.perf_counter()
             lira = np.zeros(len(y_eval))  # (n_eval,) summed over views
             for v in view_names:
-                ref = np.stack([shadow_phi(a, "eval" + v, y_eval) for a in shadows.answers],
-                               axis=1)  # (n_eval, K) OUT confidences  # fmt: skip
+                ref = np.stack(
+                    [shadow_phi(a, "eval" + v, y_eval) for a in shadows.answers], axis=1
+                )  # (n_eval, K) OUT confidences
                 mean = ref.mean(axis=1)  # (n_eval,)
                 std = max(float(np.sqrt(((ref - mean[:, None]) ** 2).mean())), MIN_STD)  # global
                 lira += -norm.logsf(target_phi[v], mean, std)

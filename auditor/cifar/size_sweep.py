@@ -32,8 +32,9 @@ from models.vision.data import load_image_dataset
 log = logging.getLogger(__name__)
 
 
-def train_targets(config: dict, sizes: list[int], run_dir: Path, executor, *,
-                  root: Path) -> dict[int, dict]:
+def train_targets(
+    config: dict, sizes: list[int], run_dir: Path, executor, *, root: Path
+) -> dict[int, dict]:
     """Train one target per training size in ``sizes``, in parallel through the executor."""
     jobs = [
         {
@@ -53,19 +54,28 @@ def train_targets(config: dict, sizes: list[int], run_dir: Path, executor, *,
     return {int(s["train_size"]): s for s in summaries}
 
 
-def attack_rows(config: dict, size: int, summary: dict, executor, run_dir: Path, *,
-                root: Path) -> list[dict]:
+def attack_rows(
+    config: dict, size: int, summary: dict, executor, run_dir: Path, *, root: Path
+) -> list[dict]:
     """Run every configured attack on the target of one size; one metrics row per attack."""
-    target = load_target(summary["out"], data=repo_path(config["data"], root),
-                         cache_dir=config["cache_dir"], progress=False)  # fmt: skip
+    target = load_target(
+        summary["out"],
+        data=repo_path(config["data"], root),
+        cache_dir=config["cache_dir"],
+        progress=False,
+    )
     rows, curves = [], {}
     for attack, params in config["attacks"].items():
         log.info("size %d: %s", size, attack)
         metrics = attack_target(
-            target, attack, seed=int(config["seed"]), params=dict(params or {}),
-            executor=executor, n_eval=config["eval"]["n_eval"],
+            target,
+            attack,
+            seed=int(config["seed"]),
+            params=dict(params or {}),
+            executor=executor,
+            n_eval=config["eval"]["n_eval"],
             n_bootstrap=int(config["eval"]["n_bootstrap"]),
-        )  # fmt: skip
+        )
         curves[attack] = metrics
         row = {k: v for k, v in metrics.items() if k != "roc"}
         row["train_size"] = size
@@ -82,11 +92,15 @@ def attack_rows(config: dict, size: int, summary: dict, executor, run_dir: Path,
 
 def format_tables(rows: list[dict], reference: dict, config: dict) -> str:
     """Markdown: Table 1 (Shokri) beside the paper's, then every attack's AUC and TPR at low FPR."""
-    return "\n".join(_table1(rows, reference, config) + _all_attacks(rows) + [
-        "",
-        f"Deviations from the paper: {config['cnn']['epochs']} epochs (paper: up to 100); "
-        f"attacks {dict(config['attacks'])}; see recipes/cifar10_shadow/config.yaml.",
-    ])  # fmt: skip
+    return "\n".join(
+        _table1(rows, reference, config)
+        + _all_attacks(rows)
+        + [
+            "",
+            f"Deviations from the paper: {config['cnn']['epochs']} epochs (paper: up to 100); "
+            f"attacks {dict(config['attacks'])}; see recipes/cifar10_shadow/config.yaml.",
+        ]
+    )
 
 
 def _table1(rows: list[dict], reference: dict, config: dict) -> list[str]:
@@ -154,15 +168,20 @@ def run_size_sweep(config: dict, out: Path, *, root: Path) -> dict:
     doc = {
         "name": config["name"],
         "reference": {str(k): v for k, v in config["reference"].items()},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "python": sys.version.split()[0], "torch": torch.__version__},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "torch": torch.__version__,
+        },
         "rows": [],
-    }  # fmt: skip
+    }
     sizes = sorted(int(s) for s in config["train_sizes"])
     group = max(1, int(ex["workers"] or 1))
     for start in range(0, len(sizes), group):  # smallest sizes first, `workers` targets at a time
-        summaries = train_targets(config, sizes[start : start + group], run_dir, executor,
-                                  root=root)  # fmt: skip
+        summaries = train_targets(
+            config, sizes[start : start + group], run_dir, executor, root=root
+        )
         for size in sorted(summaries):
             doc["rows"] += attack_rows(config, size, summaries[size], executor, run_dir, root=root)
             doc["seconds"] = time.perf_counter() - t0

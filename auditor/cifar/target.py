@@ -208,9 +208,15 @@ def train_target(
     members, nonmembers = split["target_members"], split["target_nonmembers"]
     log.info("training target on %d members (seed %d, defense %s)", len(members), seed, defense)
     model, hist = train_cnn(
-        x[members], y[members], cfg, seed=seed,
-        x_val=x[nonmembers], y_val=y[nonmembers], progress=progress, **ref,
-    )  # fmt: skip
+        x[members],
+        y[members],
+        cfg,
+        seed=seed,
+        x_val=x[nonmembers],
+        y_val=y[nonmembers],
+        progress=progress,
+        **ref,
+    )
     final = hist["final"]
     summary = {
         "out": str(out),
@@ -257,5 +263,6 @@ def load_target(
     recorded = info["meta"].get("classes")
     if recorded is not None and tuple(recorded) != ds.classes:
         raise ValueError(f"{source}: classes {ds.classes} differ from the target's {recorded}")
-    return CifarTarget(load_cnn(target_dir), x, y, split, ds.classes, info,
-                       serving=info["meta"].get("serving"))  # fmt: skip
+    return CifarTarget(
+        load_cnn(target_dir), x, y, split, ds.classes, info, serving=info["meta"].get("serving")
+    )

@@ -254,9 +254,14 @@ def synthesize_utterance(
         speaker.hp_hz, speaker.eq_hz, speaker.eq_gain_db, speaker.eq_q, speaker.lp_hz
     )
     audio = apply_channel(
-        synth.samples, ratio, sos, speaker.rms_db + jitter["rms_db"],
-        speaker.snr_db + jitter["snr_db"], speaker.noise_color, rng,
-    )  # fmt: skip
+        synth.samples,
+        ratio,
+        sos,
+        speaker.rms_db + jitter["rms_db"],
+        speaker.snr_db + jitter["snr_db"],
+        speaker.noise_color,
+        rng,
+    )
     n_out = len(audio)
     phones16 = _to_out_rate(phones, ratio, n_out)
     start, end, label = phones16[-1]

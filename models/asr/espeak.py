@@ -65,35 +65,117 @@ def is_pause(name: str) -> bool:
 #: The glottal stop ``?`` (``button``) is labelled ``t`` as in a lexicon transcription.
 ESPEAK_TO_TIMIT: dict[str, tuple[str, ...]] = {
     # reduced vowels
-    "@": ("ax",), "@2": ("ax",), "@5": ("ax",), "@#": ("ax",), "@-": ("ax",), "a#": ("ax",),
-    "a#2": ("ax",), "a2": ("ax",), "I#": ("ix",), "I2": ("ix",), "I2#": ("ix",), "3": ("axr",),
+    "@": ("ax",),
+    "@2": ("ax",),
+    "@5": ("ax",),
+    "@#": ("ax",),
+    "@-": ("ax",),
+    "a#": ("ax",),
+    "a#2": ("ax",),
+    "a2": ("ax",),
+    "I#": ("ix",),
+    "I2": ("ix",),
+    "I2#": ("ix",),
+    "3": ("axr",),
     "@L": ("el",),
     # monophthongs
-    "a": ("ae",), "aa": ("ae",), "a/": ("ae",), "A:": ("aa",), "A#": ("aa",), "0": ("aa",),
-    "0#": ("aa",), "02": ("ao",), "O2": ("ao",), "O": ("ao",), "O:": ("ao",), "E": ("eh",),
-    "E#": ("eh",), "E2": ("ih",), "e#": ("eh",), "e": ("eh",), "I": ("ih",), "i": ("iy",),
-    "i:": ("iy",), "V": ("ah",), "U": ("uh",), "u:": ("uw",), "u": ("uw",), "3:": ("er",),
-    "o": ("ow",), "o:": ("ow",), "e:": ("ey",), "A~": ("aa",), "O~": ("ao",),
+    "a": ("ae",),
+    "aa": ("ae",),
+    "a/": ("ae",),
+    "A:": ("aa",),
+    "A#": ("aa",),
+    "0": ("aa",),
+    "0#": ("aa",),
+    "02": ("ao",),
+    "O2": ("ao",),
+    "O": ("ao",),
+    "O:": ("ao",),
+    "E": ("eh",),
+    "E#": ("eh",),
+    "E2": ("ih",),
+    "e#": ("eh",),
+    "e": ("eh",),
+    "I": ("ih",),
+    "i": ("iy",),
+    "i:": ("iy",),
+    "V": ("ah",),
+    "U": ("uh",),
+    "u:": ("uw",),
+    "u": ("uw",),
+    "3:": ("er",),
+    "o": ("ow",),
+    "o:": ("ow",),
+    "e:": ("ey",),
+    "A~": ("aa",),
+    "O~": ("ao",),
     # diphthongs
-    "aI": ("ay",), "aI2": ("ay",), "aU": ("aw",), "oU": ("ow",), "oU#": ("ow",), "eI": ("ey",),
+    "aI": ("ay",),
+    "aI2": ("ay",),
+    "aU": ("aw",),
+    "oU": ("ow",),
+    "oU#": ("ow",),
+    "eI": ("ey",),
     "OI": ("oy",),
     # vowel + r (rhotic realisation)
-    "A@": ("aa", "r"), "O@": ("ao", "r"), "o@": ("ao", "r"), "U@": ("uh", "r"),
-    "e@": ("eh", "r"), "i@3": ("ih", "r"), "i@": ("iy", "ax"), "aI@": ("ay", "axr"),
-    "aI3": ("ay", "axr"), "aU@": ("aw", "axr"), "IR": ("ih", "r"), "VR": ("ah", "r"),
+    "A@": ("aa", "r"),
+    "O@": ("ao", "r"),
+    "o@": ("ao", "r"),
+    "U@": ("uh", "r"),
+    "e@": ("eh", "r"),
+    "i@3": ("ih", "r"),
+    "i@": ("iy", "ax"),
+    "aI@": ("ay", "axr"),
+    "aI3": ("ay", "axr"),
+    "aU@": ("aw", "axr"),
+    "IR": ("ih", "r"),
+    "VR": ("ah", "r"),
     # stops, flaps, affricates (release label; closures come from the audio)
-    "p": ("p",), "b": ("b",), "t": ("t",), "t2": ("t",), "t[": ("t",), "?": ("t",),
-    "d": ("d",), "d[": ("d",), "k": ("k",), "g": ("g",), "t#": ("dx",), "d#": ("dx",),
-    "tS": ("ch",), "dZ": ("jh",),
+    "p": ("p",),
+    "b": ("b",),
+    "t": ("t",),
+    "t2": ("t",),
+    "t[": ("t",),
+    "?": ("t",),
+    "d": ("d",),
+    "d[": ("d",),
+    "k": ("k",),
+    "g": ("g",),
+    "t#": ("dx",),
+    "d#": ("dx",),
+    "tS": ("ch",),
+    "dZ": ("jh",),
     # fricatives
-    "f": ("f",), "v": ("v",), "T": ("th",), "D": ("dh",), "s": ("s",), "z": ("z",),
-    "z#": ("z",), "z/2": ("z",), "S": ("sh",), "Z": ("zh",), "h": ("hh",), "x": ("hh",),
+    "f": ("f",),
+    "v": ("v",),
+    "T": ("th",),
+    "D": ("dh",),
+    "s": ("s",),
+    "z": ("z",),
+    "z#": ("z",),
+    "z/2": ("z",),
+    "S": ("sh",),
+    "Z": ("zh",),
+    "h": ("hh",),
+    "x": ("hh",),
     # nasals (syllabic ones as TIMIT's en/em/eng)
-    "m": ("m",), "n": ("n",), "N": ("ng",), "m-": ("em",), "n-": ("en",), "N-": ("eng",),
+    "m": ("m",),
+    "n": ("n",),
+    "N": ("ng",),
+    "m-": ("em",),
+    "n-": ("en",),
+    "N-": ("eng",),
     # liquids and glides
-    "l": ("l",), "l/": ("l",), "l/2": ("l",), "l-": ("el",), "r": ("r",), "r-": ("axr",),
-    "r/": ("r",), "w": ("w",), "w#": ("w",), "j": ("y",),
-}  # fmt: skip
+    "l": ("l",),
+    "l/": ("l",),
+    "l/2": ("l",),
+    "l-": ("el",),
+    "r": ("r",),
+    "r-": ("axr",),
+    "r/": ("r",),
+    "w": ("w",),
+    "w#": ("w",),
+    "j": ("y",),
+}
 
 #: Per voice family overrides of :data:`ESPEAK_TO_TIMIT`. Non-rhotic voices (British,
 #: Caribbean) realise ``A@`` as [ɑː] without r; the Scottish voice writes its r as a separate
@@ -101,28 +183,53 @@ ESPEAK_TO_TIMIT: dict[str, tuple[str, ...]] = {
 FAMILY_OVERRIDES: dict[str, dict[str, tuple[str, ...]]] = {
     "rhotic": {},
     "non_rhotic": {
-        "3": ("ax",), "A@": ("aa",), "O@": ("ao",), "o@": ("ao",), "U@": ("uh", "ax"),
-        "e@": ("eh",), "i@3": ("ih", "ax"), "aI@": ("ay", "ax"), "aI3": ("ay", "ax"),
+        "3": ("ax",),
+        "A@": ("aa",),
+        "O@": ("ao",),
+        "o@": ("ao",),
+        "U@": ("uh", "ax"),
+        "e@": ("eh",),
+        "i@3": ("ih", "ax"),
+        "aI@": ("ay", "ax"),
+        "aI3": ("ay", "ax"),
         "aU@": ("aw", "ax"),
     },
     "scottish": {
-        "A@": ("aa",), "O@": ("ao",), "o@": ("ow",), "U@": ("uh", "ax"), "e@": ("eh",),
-        "i@3": ("ih",), "IR": ("ih",), "VR": ("ah",),
+        "A@": ("aa",),
+        "O@": ("ao",),
+        "o@": ("ow",),
+        "U@": ("uh", "ax"),
+        "e@": ("eh",),
+        "i@3": ("ih",),
+        "IR": ("ih",),
+        "VR": ("ah",),
     },
-}  # fmt: skip
+}
 
 #: eSpeak language (the part of a voice name before ``+``) -> voice family.
 LANGUAGE_FAMILY: dict[str, str] = {
-    "en-us": "rhotic", "en-us-nyc": "rhotic", "en": "non_rhotic", "en-gb": "non_rhotic",
-    "en-gb-x-rp": "non_rhotic", "en-gb-x-gbclan": "non_rhotic",
-    "en-gb-x-gbcwmd": "non_rhotic", "en-029": "non_rhotic", "en-gb-scotland": "scottish",
-}  # fmt: skip
+    "en-us": "rhotic",
+    "en-us-nyc": "rhotic",
+    "en": "non_rhotic",
+    "en-gb": "non_rhotic",
+    "en-gb-x-rp": "non_rhotic",
+    "en-gb-x-gbclan": "non_rhotic",
+    "en-gb-x-gbcwmd": "non_rhotic",
+    "en-029": "non_rhotic",
+    "en-gb-scotland": "scottish",
+}
 
 #: Releases that the generator and :func:`text_to_phones48` give a closure, with its TIMIT label.
 CLOSURE_OF_RELEASE: dict[str, str] = {
-    "b": "bcl", "d": "dcl", "g": "gcl", "p": "pcl", "t": "tcl", "k": "kcl", "jh": "dcl",
+    "b": "bcl",
+    "d": "dcl",
+    "g": "gcl",
+    "p": "pcl",
+    "t": "tcl",
+    "k": "kcl",
+    "jh": "dcl",
     "ch": "tcl",
-}  # fmt: skip
+}
 
 
 class EspeakError(RuntimeError):
@@ -255,9 +362,15 @@ class _Engine:
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         self.lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
-            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
-        ]  # fmt: skip
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
+        ]
         self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.libc = ctypes.CDLL(None)  # eSpeak's breath noise also draws from libc's rand()
         self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
@@ -303,9 +416,12 @@ class _Engine:
     def set_params(self, params: VoiceParams) -> None:
         self.set_voice(params.voice)
         for key, value in (
-            (PARAM_RATE, params.rate), (PARAM_VOLUME, params.volume), (PARAM_PITCH, params.pitch),
-            (PARAM_RANGE, params.pitch_range), (PARAM_WORDGAP, params.word_gap),
-        ):  # fmt: skip
+            (PARAM_RATE, params.rate),
+            (PARAM_VOLUME, params.volume),
+            (PARAM_PITCH, params.pitch),
+            (PARAM_RANGE, params.pitch_range),
+            (PARAM_WORDGAP, params.word_gap),
+        ):
             if self.lib.espeak_SetParameter(key, int(value), 0) != 0:
                 raise EspeakError(f"espeak_SetParameter({key}, {value}) failed")
 
@@ -369,8 +485,12 @@ def text_to_phonemes(text: str, voice: str = "en-us") -> list[list[str]]:
 def text_to_timit(text: str, voice: str = "en-us") -> list[str]:
     """TIMIT-61 labels (releases only, no closures, no pauses) of ``text`` spoken by ``voice``."""
     family = voice_family(voice)
-    return [label for word in text_to_phonemes(text, voice) for name in word
-            for label in espeak_to_timit(name, family)]  # fmt: skip
+    return [
+        label
+        for word in text_to_phonemes(text, voice)
+        for name in word
+        for label in espeak_to_timit(name, family)
+    ]
 
 
 def text_to_phones48(text: str, voice: str = "en-us") -> list[str]:

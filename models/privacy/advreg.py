@@ -120,8 +120,16 @@ class AdversarialRegularizer:
         The attacker's gain ``G`` (nats, see module docstring) at its last :meth:`attack_step`.
     """
 
-    def __init__(self, n_classes: int, *, lam: float = 1.0, attack_lr: float = 0.001,
-                 hidden: int = 64, sort: bool = False, seed: int = 0):  # fmt: skip
+    def __init__(
+        self,
+        n_classes: int,
+        *,
+        lam: float = 1.0,
+        attack_lr: float = 0.001,
+        hidden: int = 64,
+        sort: bool = False,
+        seed: int = 0,
+    ):
         if lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         self.n_classes = int(n_classes)
@@ -168,8 +176,9 @@ class AdversarialRegularizer:
             Their labels ``(b_ref,)``.
         """
         self.model.train()
-        loss = self.inference_loss(member_logits.detach(), member_labels,
-                                   ref_logits.detach(), ref_labels)  # fmt: skip
+        loss = self.inference_loss(
+            member_logits.detach(), member_labels, ref_logits.detach(), ref_labels
+        )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

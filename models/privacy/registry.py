@@ -122,7 +122,7 @@ DEFENSES: dict[str, DefenseSpec] = {
             "train",
             {"lam": 1.0, "k_steps": 1, "ref_fraction": 0.2, "attack_lr": 0.001, "warmup_epochs": 0},
             doc="Nasr et al. adversarial regularization with trade-off weight lam",
-        ),  # fmt: skip
+        ),
         DefenseSpec(
             "augment",
             "train",

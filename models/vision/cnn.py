@@ -135,9 +135,10 @@ class StackedCNN(nn.Module):
         self.first = nn.ModuleList(CifarCNN(**cnn) for _ in range(n_first))
         n_classes = self.first[0].classifier[-1].out_features
         self.classifier = nn.Sequential(  # the meta-classifier
-            nn.Linear(n_first * n_classes, META_HIDDEN), nn.Tanh(),
+            nn.Linear(n_first * n_classes, META_HIDDEN),
+            nn.Tanh(),
             nn.Linear(META_HIDDEN, n_classes),
-        )  # fmt: skip
+        )
 
     def first_level(self, x: torch.Tensor) -> torch.Tensor:
         """Concatenated first-level softmax vectors ``(n, n_first * C)`` of images ``(n, C, H, W)``."""

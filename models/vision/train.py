@@ -208,8 +208,9 @@ def train_cnn(
     if cfg["early_stopping_patience"] and not has_val:
         raise ValueError("early_stopping_patience needs x_val and y_val")
     if cfg["advreg"] is not None and (x_ref is None or y_ref is None or not len(y_ref)):
-        raise ValueError("advreg needs x_ref, y_ref: reference non-members from outside the "
-                         "training data")  # fmt: skip
+        raise ValueError(
+            "advreg needs x_ref, y_ref: reference non-members from outside the training data"
+        )
     if cfg["stacking"] is not None:
         model, hist = _train_stacked(x, y, cfg, seed, x_val, y_val, progress)
     else:
@@ -317,13 +318,19 @@ def _dpsgd_setup(model, cfg, xt, yt, seed, hist):
     if changed:  # cannot happen for CifarCNN (no BatchNorm); refuse rather than mis-save
         raise ValueError("the CNN would need ModuleValidator.fix; not supported")
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(xt, yt), batch_size=int(cfg["batch_size"]),
+        torch.utils.data.TensorDataset(xt, yt),
+        batch_size=int(cfg["batch_size"]),
         generator=torch.Generator().manual_seed(seed),
-    )  # fmt: skip
+    )
     d = cfg["dpsgd"]
-    dp = make_private(model, _adam(model, cfg), loader,
-                      noise_multiplier=d["noise_multiplier"],
-                      max_grad_norm=d["max_grad_norm"], seed=seed)  # fmt: skip
+    dp = make_private(
+        model,
+        _adam(model, cfg),
+        loader,
+        noise_multiplier=d["noise_multiplier"],
+        max_grad_norm=d["max_grad_norm"],
+        seed=seed,
+    )
     delta = default_delta(len(xt), d["delta"])  # min(d["delta"], 1 / (10 n))
     hist.update(epsilon=[], delta=delta)
     return dp
@@ -414,11 +421,17 @@ def _train_stacked(x, y, cfg, seed, x_val, y_val, progress):
     hist["first_level"] = []
     for i, first in enumerate(model.first):
         idx = np.sort(parts[i])
-        net, h = _train_single(x[idx], y[idx], sub_cfg, seed + 1 + i, None, None, None, None,
-                               progress)  # fmt: skip
+        net, h = _train_single(
+            x[idx], y[idx], sub_cfg, seed + 1 + i, None, None, None, None, progress
+        )
         first.load_state_dict(net.state_dict())
-        hist["first_level"].append({"n_train": len(idx), "seconds": float(sum(h["seconds"])),
-                                    "train_acc_last_epoch": h["train_acc"][-1]})  # fmt: skip
+        hist["first_level"].append(
+            {
+                "n_train": len(idx),
+                "seconds": float(sum(h["seconds"])),
+                "train_acc_last_epoch": h["train_acc"][-1],
+            }
+        )
     model.eval()  # first-level models frozen (no dropout) while the meta-classifier learns
     meta_idx = np.sort(parts[-1])
     with torch.no_grad():
@@ -441,8 +454,12 @@ def _train_stacked(x, y, cfg, seed, x_val, y_val, progress):
             opt.step()
             tot_loss += float(loss.detach()) * len(i)
             tot_ok += int((logits.argmax(1) == ym[i]).sum())
-        row = {"epoch": epoch, "train_loss": tot_loss / len(ym), "train_acc": tot_ok / len(ym),
-               "lr": cfg["lr"]}  # fmt: skip
+        row = {
+            "epoch": epoch,
+            "train_loss": tot_loss / len(ym),
+            "train_acc": tot_ok / len(ym),
+            "lr": cfg["lr"],
+        }
         last = epoch == int(cfg["stacking"]["meta_epochs"])
         row["val_loss"], row["val_acc"] = (
             evaluate(model, x_val, y_val) if has_val and last else (None, None)

@@ -31,8 +31,12 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")
 
 main = recipe_command(
-    CONFIG, partial(run_defense_grid, root=REPO), check=check_grid_config, repo=REPO,
-    name="cifar10_defenses", summary="Defenses on CIFAR-10",
+    CONFIG,
+    partial(run_defense_grid, root=REPO),
+    check=check_grid_config,
+    repo=REPO,
+    name="cifar10_defenses",
+    summary="Defenses on CIFAR-10",
     quick_help="Smoke configuration (tiny sizes, 1 epoch).",
 )
 

@@ -22,7 +22,10 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")
 
 main = recipe_command(
-    CONFIG, partial(run_size_sweep, root=REPO), repo=REPO, name="cifar10_shadow",
+    CONFIG,
+    partial(run_size_sweep, root=REPO),
+    repo=REPO,
+    name="cifar10_shadow",
     summary="Table 1 of the reference paper",
     quick_help="Smoke configuration (tiny sizes, 2 epochs).",
 )

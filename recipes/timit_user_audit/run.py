@@ -27,10 +27,19 @@ CONFIG = Path(__file__).with_name("config.yaml")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              default=str(CONFIG), show_default=True)
-@click.option("--corpus", type=click.Path(exists=True, file_okay=False), default=None,
-              help="TIMIT root (upper- or lower-case layout); default: synthetic corpus.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=str(CONFIG),
+    show_default=True,
+)
+@click.option(
+    "--corpus",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="TIMIT root (upper- or lower-case layout); default: synthetic corpus.",
+)
 @click.option("--quick", is_flag=True, help="Small smoke configuration of the same code path.")
 @click.option("--out", default="runs/timit_user_audit", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -42,10 +51,14 @@ def main(config_path, corpus, quick, out, seed, overrides):
         metrics = run_user_audit(config, out, seed=seed, root=REPO)
     except ValueError as e:
         raise click.ClickException(str(e)) from e
-    tables = [format_table(metrics, cond, attack) for cond in metrics["conditions"]
-              for attack in ("random_forest", "calibrated_test")]
+    tables = [
+        format_table(metrics, cond, attack)
+        for cond in metrics["conditions"]
+        for attack in ("random_forest", "calibrated_test")
+    ]
     (Path(out) / "table.md").write_text(
-        "\n\n".join(f"```\n{t}\n```" for t in tables) + "\n", encoding="utf-8")
+        "\n\n".join(f"```\n{t}\n```" for t in tables) + "\n", encoding="utf-8"
+    )
 
 
 if __name__ == "__main__":

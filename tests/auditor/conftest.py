@@ -47,8 +47,15 @@ def tiny_shadows(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
     from auditor.shadow import train_shadows
 
     cache = tmp_path_factory.mktemp("tiny_shadows")
-    shadows, _ = train_shadows(tiny_manifest, tiny_roles["pool"], tiny_recipe, k=2, seed=0,
-                               cache_dir=cache, executor="serial")
+    shadows, _ = train_shadows(
+        tiny_manifest,
+        tiny_roles["pool"],
+        tiny_recipe,
+        k=2,
+        seed=0,
+        cache_dir=cache,
+        executor="serial",
+    )
     return shadows
 
 
@@ -63,25 +70,37 @@ def tiny_device(tiny_target, amqtt_url):
     from device_sim.server import DeviceServer
     from models.asr.recognizer import load_recognizer
 
-    with DeviceServer(load_recognizer(tiny_target), "audit-dev", amqtt_url,
-                      profile_report={"profile": "host"}):
+    with DeviceServer(
+        load_recognizer(tiny_target), "audit-dev", amqtt_url, profile_report={"profile": "host"}
+    ):
         yield amqtt_url, "audit-dev"
 
 
 @pytest.fixture(scope="session")
-def tiny_audit_run(tiny_manifest, tiny_roles, tiny_target, tiny_shadows, tiny_device,
-                   tmp_path_factory):
+def tiny_audit_run(
+    tiny_manifest, tiny_roles, tiny_target, tiny_shadows, tiny_device, tmp_path_factory
+):
     """Run directory of one audit of the tiny device (K=1; sweeps K in {1, 2})."""
     from auditor.audit import audit_users
 
     run_dir = tmp_path_factory.mktemp("tiny_audit")
     broker, device_id = tiny_device
     audit_users(
-        tiny_manifest, run_dir, members=tiny_roles["member"], nonmembers=tiny_roles["nonmember"],
-        shadows=tiny_shadows, broker=broker, device_id=device_id,
+        tiny_manifest,
+        run_dir,
+        members=tiny_roles["member"],
+        nonmembers=tiny_roles["nonmember"],
+        shadows=tiny_shadows,
+        broker=broker,
+        device_id=device_id,
         target_data=json.loads((tiny_target / "data.json").read_text()),
-        audios_per_user=1, users_sweep=(2,), audios_sweep=(1, 2), n_estimators=20,
-        n_bootstrap=50, timeout_s=20.0, progress=False,
+        audios_per_user=1,
+        users_sweep=(2,),
+        audios_sweep=(1, 2),
+        n_estimators=20,
+        n_bootstrap=50,
+        timeout_s=20.0,
+        progress=False,
     )
     return run_dir
 

@@ -8,34 +8,72 @@ from click.testing import CliRunner
 from auditor.cli import main
 
 
-def test_shadow_command_reuses_the_cached_shadows(tiny_shadows, tiny_manifest, tiny_roles,
-                                                  tiny_recipe, tmp_path):
+def test_shadow_command_reuses_the_cached_shadows(
+    tiny_shadows, tiny_manifest, tiny_roles, tiny_recipe, tmp_path
+):
     config = tmp_path / "recipe.yaml"
     config.write_text(yaml.safe_dump(tiny_recipe))
     splits = tmp_path / "splits.json"
     splits.write_text(json.dumps({"seed": 0, "splits": {"shadow_pool": tiny_roles["pool"]}}))
     cache = tiny_shadows[0].path.parent
     before = {p: p.stat().st_mtime for p in cache.glob("shadow-*/model.safetensors")}
-    result = CliRunner().invoke(main, [
-        "shadow", "--manifest", str(tiny_manifest), "--splits", str(splits), "--config",
-        str(config), "--out", str(cache), "--executor", "serial"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "shadow",
+            "--manifest",
+            str(tiny_manifest),
+            "--splits",
+            str(splits),
+            "--config",
+            str(config),
+            "--out",
+            str(cache),
+            "--executor",
+            "serial",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "shadow-0:" in result.output and "shadow-1:" in result.output
     assert {p: p.stat().st_mtime for p in before} == before  # nothing retrained
 
 
-def test_audit_and_report_commands(tiny_shadows, tiny_manifest, tiny_roles, tiny_target,
-                                   tiny_device, tmp_path):
+def test_audit_and_report_commands(
+    tiny_shadows, tiny_manifest, tiny_roles, tiny_target, tiny_device, tmp_path
+):
     broker, device_id = tiny_device
     users = tmp_path / "users.json"
-    users.write_text(json.dumps({"members": tiny_roles["member"],
-                                 "nonmembers": tiny_roles["nonmember"]}))
+    users.write_text(
+        json.dumps({"members": tiny_roles["member"], "nonmembers": tiny_roles["nonmember"]})
+    )
     out = tmp_path / "run"
-    args = ["audit", "--device-id", device_id, "--broker", broker, "--users", str(users),
-            "--manifest", str(tiny_manifest), "--shadows", str(tiny_shadows[0].path.parent),
-            "--target-data", str(tiny_target / "data.json"), "--out", str(out),
-            "--audios-per-user", "1", "--users-sweep", "2", "--audios-sweep", "1",
-            "--n-estimators", "10", "--n-bootstrap", "20"]
+    args = [
+        "audit",
+        "--device-id",
+        device_id,
+        "--broker",
+        broker,
+        "--users",
+        str(users),
+        "--manifest",
+        str(tiny_manifest),
+        "--shadows",
+        str(tiny_shadows[0].path.parent),
+        "--target-data",
+        str(tiny_target / "data.json"),
+        "--out",
+        str(out),
+        "--audios-per-user",
+        "1",
+        "--users-sweep",
+        "2",
+        "--audios-sweep",
+        "1",
+        "--n-estimators",
+        "10",
+        "--n-bootstrap",
+        "20",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "unseen audios, random_forest" in result.output

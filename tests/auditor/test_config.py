@@ -32,9 +32,18 @@ def config_file(tmp_path):
 
 
 def test_overrides_are_typed_by_existing_values(config_file):
-    config = load_config(config_file, ["--train.epochs=3", "--train.lr=1", "train.augment=true",
-                                       "--attack.kind=lira", "--train.sizes=[100]",
-                                       "--attack.threshold=0.7", "--name=123"])
+    config = load_config(
+        config_file,
+        [
+            "--train.epochs=3",
+            "--train.lr=1",
+            "train.augment=true",
+            "--attack.kind=lira",
+            "--train.sizes=[100]",
+            "--attack.threshold=0.7",
+            "--name=123",
+        ],
+    )
     assert config["train"] == {"epochs": 3, "lr": 1.0, "augment": True, "sizes": [100]}
     assert isinstance(config["train"]["lr"], float)
     assert config["attack"]["kind"] == "lira" and config["attack"]["threshold"] == 0.7
@@ -56,9 +65,14 @@ def test_unknown_key_lists_close_matches(config_file):
 
 @pytest.mark.parametrize(
     "override, message",
-    [("--train.epochs=three", "expected a int"), ("--train.epochs=2.5", "expected a int"),
-     ("--train.augment=1", "expected a bool"), ("--train=3", "is a section"),
-     ("--train.epochs", "--key=value"), ("--train.sizes=5", "expected a list")],
+    [
+        ("--train.epochs=three", "expected a int"),
+        ("--train.epochs=2.5", "expected a int"),
+        ("--train.augment=1", "expected a bool"),
+        ("--train=3", "is a section"),
+        ("--train.epochs", "--key=value"),
+        ("--train.sizes=5", "expected a list"),
+    ],
 )
 def test_bad_overrides_are_refused(config_file, override, message):
     with pytest.raises(ValueError, match=message):
@@ -66,8 +80,9 @@ def test_bad_overrides_are_refused(config_file, override, message):
 
 
 def test_sections_apply_in_order_then_the_overrides(config_file):
-    config_file.write_text(CONFIG + "big:\n  train.epochs: 50\nquick:\n  train.epochs: 1\n"
-                           "  train.sizes: [10]\n")
+    config_file.write_text(
+        CONFIG + "big:\n  train.epochs: 50\nquick:\n  train.epochs: 1\n  train.sizes: [10]\n"
+    )
     plain = load_config(config_file, sections={"big": False, "quick": False})
     assert plain["train"]["epochs"] == 10 and "quick" not in plain and "big" not in plain
     quick = load_config(config_file, ["--train.sizes=[20]"], sections={"big": True, "quick": True})
@@ -104,7 +119,16 @@ def test_run_dir_holds_resolved_config_and_metrics(config_file, tmp_path):
     run_dir = prepare_run_dir(tmp_path / "runs" / "x", config, seed=7)
     written = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert written["seed"] == 7 and written["train"]["epochs"] == 2
-    path = save_metrics(run_dir, {"shokri": {"auc": np.float32(0.75), "roc": np.array([0, 1]),
-                                             "ci": float("nan"), "n": np.int64(3)}})
+    path = save_metrics(
+        run_dir,
+        {
+            "shokri": {
+                "auc": np.float32(0.75),
+                "roc": np.array([0, 1]),
+                "ci": float("nan"),
+                "n": np.int64(3),
+            }
+        },
+    )
     loaded = json.loads(path.read_text())
     assert loaded == {"shokri": {"auc": 0.75, "roc": [0, 1], "ci": None, "n": 3}}

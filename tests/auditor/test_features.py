@@ -12,8 +12,12 @@ from auditor.features import (
     utterance_features,
 )
 
-ANSWER = {"phones": ["sil", "k", "ae", "t", "s", "sil"], "log_like_per_frame": -3.5,
-          "frames": 80, "phone_confidences": [0.9, 0.6, 0.8, 0.7, 0.4, 0.95]}
+ANSWER = {
+    "phones": ["sil", "k", "ae", "t", "s", "sil"],
+    "log_like_per_frame": -3.5,
+    "frames": 80,
+    "phone_confidences": [0.9, 0.6, 0.8, 0.7, 0.4, 0.95],
+}
 REFERENCE = ["sil", "k", "ae", "t", "sil"]
 
 

@@ -32,13 +32,19 @@ def test_the_declared_output_policy_must_be_one_known_policy():
     assert policy.name == "rounding" and policy.params == {"decimals": 1}
     assert device_output_policy(hard, None).spec == "rounding:decimals=1"  # no status: answers
     assert device_output_policy([{}], {"state": "offline"}).spec == "full"  # undeclared: full
-    with pytest.raises(AuditError, match=r"ambiguous: answers declare 'full' \(1\), "
-                                         r"'rounding:decimals=1' \(3\)"):
+    with pytest.raises(
+        AuditError,
+        match=r"ambiguous: answers declare 'full' \(1\), "
+        r"'rounding:decimals=1' \(3\)",
+    ):
         device_output_policy([*hard, {"output": "full"}], None)
     with pytest.raises(AuditError, match="answers declare 'full' .*its status 'label_only'"):
         device_output_policy([{}], {"output": "label_only"})
-    with pytest.raises(AuditError, match="unknown output policy: output policy 'transcript-only' "
-                                         "is an old spelling: write 'label_only'"):
+    with pytest.raises(
+        AuditError,
+        match="unknown output policy: output policy 'transcript-only' "
+        "is an old spelling: write 'label_only'",
+    ):
         device_output_policy([{"output": "transcript-only"}], {"output": "transcript-only"})
     with pytest.raises(AuditError, match="unknown output policy: output policy 'blur:2'"):
         device_output_policy([{"output": "blur:2"}], {"output": "blur:2"})
@@ -67,7 +73,13 @@ def _assert_hardened(rows, output: str) -> None:
 
 @pytest.mark.parametrize("output", ["label_only", "rounding:decimals=0"])
 def test_audit_of_a_hardened_device_uses_the_same_view_for_shadows(
-    output, tiny_manifest, tiny_roles, tiny_target, tiny_shadows, amqtt_url, tmp_path,
+    output,
+    tiny_manifest,
+    tiny_roles,
+    tiny_target,
+    tiny_shadows,
+    amqtt_url,
+    tmp_path,
     features_computed,
 ):
     from auditor.audit import audit_users
@@ -76,18 +88,34 @@ def test_audit_of_a_hardened_device_uses_the_same_view_for_shadows(
     from models.privacy.serving import parse_output_policy
 
     device_id = f"hard-{parse_output_policy(output).name}"
-    with DeviceServer(load_recognizer(tiny_target), device_id, amqtt_url, output=output,
-                      profile_report={"profile": "host"}):  # fmt: skip
+    with DeviceServer(
+        load_recognizer(tiny_target),
+        device_id,
+        amqtt_url,
+        output=output,
+        profile_report={"profile": "host"},
+    ):
         metrics = audit_users(
-            tiny_manifest, tmp_path, members=tiny_roles["member"],
-            nonmembers=tiny_roles["nonmember"], shadows=tiny_shadows, broker=amqtt_url,
-            device_id=device_id, target_data=json.loads((tiny_target / "data.json").read_text()),
-            audios_per_user=1, users_sweep=(2,), audios_sweep=(1,), n_estimators=10,
-            n_bootstrap=20, timeout_s=20.0, progress=False,
-        )  # fmt: skip
+            tiny_manifest,
+            tmp_path,
+            members=tiny_roles["member"],
+            nonmembers=tiny_roles["nonmember"],
+            shadows=tiny_shadows,
+            broker=amqtt_url,
+            device_id=device_id,
+            target_data=json.loads((tiny_target / "data.json").read_text()),
+            audios_per_user=1,
+            users_sweep=(2,),
+            audios_sweep=(1,),
+            n_estimators=10,
+            n_bootstrap=20,
+            timeout_s=20.0,
+            progress=False,
+        )
     assert metrics["device_output"] == output
-    assert set(metrics["attacks"]) == {f"{c}/{a}" for c in ("seen", "unseen")
-                                       for a in ("random_forest", "calibrated_test")}  # fmt: skip
+    assert set(metrics["attacks"]) == {
+        f"{c}/{a}" for c in ("seen", "unseen") for a in ("random_forest", "calibrated_test")
+    }
     assert not metrics["failures"]
     users = json.loads((tmp_path / "users.json").read_text())
     audio = users[0]["conditions"]["unseen"]["audios"][0]
@@ -100,23 +128,57 @@ def test_audit_of_a_hardened_device_uses_the_same_view_for_shadows(
 
 
 def test_audit_command_sees_the_shadows_through_the_devices_policy(
-    tiny_manifest, tiny_roles, tiny_target, tiny_shadows, amqtt_url, tmp_path, features_computed,
+    tiny_manifest,
+    tiny_roles,
+    tiny_target,
+    tiny_shadows,
+    amqtt_url,
+    tmp_path,
+    features_computed,
 ):
     from auditor.cli import main
     from device_sim.server import DeviceServer
     from models.asr.recognizer import load_recognizer
 
     users = tmp_path / "users.json"
-    users.write_text(json.dumps({"members": tiny_roles["member"],
-                                 "nonmembers": tiny_roles["nonmember"]}))  # fmt: skip
+    users.write_text(
+        json.dumps({"members": tiny_roles["member"], "nonmembers": tiny_roles["nonmember"]})
+    )
     out = tmp_path / "run"
-    args = ["audit", "--device-id", "cli-hard", "--broker", amqtt_url, "--users", str(users),
-            "--manifest", str(tiny_manifest), "--shadows", str(tiny_shadows[0].path.parent),
-            "--target-data", str(tiny_target / "data.json"), "--out", str(out),
-            "--audios-per-user", "1", "--users-sweep", "2", "--audios-sweep", "1",
-            "--n-estimators", "10", "--n-bootstrap", "20"]  # fmt: skip
-    with DeviceServer(load_recognizer(tiny_target), "cli-hard", amqtt_url,
-                      output="label_only", profile_report={"profile": "host"}):  # fmt: skip
+    args = [
+        "audit",
+        "--device-id",
+        "cli-hard",
+        "--broker",
+        amqtt_url,
+        "--users",
+        str(users),
+        "--manifest",
+        str(tiny_manifest),
+        "--shadows",
+        str(tiny_shadows[0].path.parent),
+        "--target-data",
+        str(tiny_target / "data.json"),
+        "--out",
+        str(out),
+        "--audios-per-user",
+        "1",
+        "--users-sweep",
+        "2",
+        "--audios-sweep",
+        "1",
+        "--n-estimators",
+        "10",
+        "--n-bootstrap",
+        "20",
+    ]
+    with DeviceServer(
+        load_recognizer(tiny_target),
+        "cli-hard",
+        amqtt_url,
+        output="label_only",
+        profile_report={"profile": "host"},
+    ):
         result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())

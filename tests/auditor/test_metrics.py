@@ -62,8 +62,9 @@ def test_unmeasurable_fpr_is_none_with_note():
     assert m["tpr_at_fpr"][fpr_key(0.01)] is None
     assert m["tpr_at_fpr"][fpr_key(0.001)] is None
     assert "1/50" in m["tpr_at_fpr_note"]
-    m = membership_metrics(np.r_[np.ones(100), np.zeros(100)], np.linspace(1, 0, 200),
-                           n_bootstrap=50)
+    m = membership_metrics(
+        np.r_[np.ones(100), np.zeros(100)], np.linspace(1, 0, 200), n_bootstrap=50
+    )
     assert m["tpr_at_fpr"]["0.01"] == pytest.approx(1.0)
     assert m["tpr_at_fpr"]["0.001"] is None
     assert list(m["ci95"]["tpr_at_fpr"]) == ["0.01"]
@@ -102,8 +103,12 @@ def test_y_pred_overrides_threshold_and_roc_points():
 
 @pytest.mark.parametrize(
     "y, s, message",
-    [([1, 1], [0.1, 0.2], "both members"), ([1, 0], [0.1], "entries"),
-     ([1, 2], [0.1, 0.2], "only 0"), ([1, 0], [np.nan, 0.2], "non-finite")],
+    [
+        ([1, 1], [0.1, 0.2], "both members"),
+        ([1, 0], [0.1], "entries"),
+        ([1, 2], [0.1, 0.2], "only 0"),
+        ([1, 0], [np.nan, 0.2], "non-finite"),
+    ],
 )
 def test_bad_input_is_refused(y, s, message):
     with pytest.raises(ValueError, match=message):

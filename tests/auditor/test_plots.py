@@ -29,8 +29,9 @@ def test_save_roc_plots_writes_two_pngs(tmp_path):
 
 def test_curves_change_the_image(tmp_path):
     one = plot_roc_curves({"a": _metrics(2.0, 0)}, tmp_path / "one.png", scale="log")
-    two = plot_roc_curves({"a": _metrics(2.0, 0), "b": _metrics(0.0, 1)}, tmp_path / "two.png",
-                          scale="log")
+    two = plot_roc_curves(
+        {"a": _metrics(2.0, 0), "b": _metrics(0.0, 1)}, tmp_path / "two.png", scale="log"
+    )
     assert one.read_bytes() != two.read_bytes()
 
 

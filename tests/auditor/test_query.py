@@ -29,8 +29,13 @@ def test_answers_are_recorded_and_a_rerun_reuses_them(tiny_device, utts, tmp_pat
     second = query_device(utts, record, broker=broker, device_id=device_id, progress=False)
     assert second.sent == 0 and second.reused == 6 and second.answers == first.answers
     with pytest.raises(ConnectionError, match="cannot reach device"):
-        query_device(utts, tmp_path / "new.jsonl", broker="mqtt://127.0.0.1:9",
-                     device_id=device_id, progress=False)
+        query_device(
+            utts,
+            tmp_path / "new.jsonl",
+            broker="mqtt://127.0.0.1:9",
+            device_id=device_id,
+            progress=False,
+        )
     # answers of another model (the device was retrained since) are asked again
     lines = record.read_text().splitlines()
     stale = json.loads(lines[0])
@@ -56,15 +61,17 @@ def test_budget_stops_and_unreadable_audio_is_a_recorded_failure(tiny_device, ut
     broker, device_id = tiny_device
     record = tmp_path / "q.jsonl"
     lost = dataclasses.replace(utts[0], utt_id="lost", path=str(tmp_path / "missing.wav"))
-    res = query_device([lost, *utts], record, broker=broker, device_id=device_id, budget=3,
-                       progress=False)
+    res = query_device(
+        [lost, *utts], record, broker=broker, device_id=device_id, budget=3, progress=False
+    )
     assert res.sent == 3 and "budget of 3" in res.stopped
     assert res.errors["lost"]["code"] == "unreadable_audio"
     assert read_record(record, f"device:{device_id}")["lost"]["error"]["code"] == "unreadable_audio"
 
 
-def test_device_offline_mid_audit_resumes_without_requerying(tiny_target, amqtt_url, utts,
-                                                              tmp_path):
+def test_device_offline_mid_audit_resumes_without_requerying(
+    tiny_target, amqtt_url, utts, tmp_path
+):
     from device_sim.server import DeviceServer
     from models.asr.recognizer import load_recognizer
 
@@ -73,8 +80,9 @@ def test_device_offline_mid_audit_resumes_without_requerying(tiny_target, amqtt_
     with DeviceServer(recognizer, "flaky", amqtt_url, profile_report={}):
         done = query_device(utts[:2], record, broker=amqtt_url, device_id="flaky", progress=False)
     assert len(done.answers) == 2
-    offline = query_device(utts, record, broker=amqtt_url, device_id="flaky", timeout_s=0.5,
-                           retries=0, progress=False)
+    offline = query_device(
+        utts, record, broker=amqtt_url, device_id="flaky", timeout_s=0.5, retries=0, progress=False
+    )
     assert offline.sent == OFFLINE_AFTER_TIMEOUTS and "device offline" in offline.stopped
     assert offline.reused == 2 and {e["code"] for e in offline.errors.values()} == {"timeout"}
     with DeviceServer(recognizer, "flaky", amqtt_url, profile_report={}):
@@ -86,17 +94,24 @@ def test_shadows_are_queried_in_process_with_the_same_record(tiny_shadows, utts,
     from models.asr.recognizer import load_recognizer
 
     record = tmp_path / "q.jsonl"
-    res = query_recognizer(load_recognizer(tiny_shadows[0].path), utts, record,
-                           model="shadow-0", progress=False)
+    res = query_recognizer(
+        load_recognizer(tiny_shadows[0].path), utts, record, model="shadow-0", progress=False
+    )
     assert len(res.answers) == 6
     rec = read_record(record, "shadow-0")
     assert set(rec) == {u.utt_id for u in utts}
     assert {"phones", "log_like_per_frame", "frames", "phone_confidences"} <= set(
-        rec[utts[0].utt_id]["answer"])
+        rec[utts[0].utt_id]["answer"]
+    )
     assert read_record(record, "device:x") == {}
-    one_by_one = query_recognizer(load_recognizer(tiny_shadows[0].path), utts,
-                                  tmp_path / "q1.jsonl", model="shadow-0", batch=1,
-                                  progress=False)
+    one_by_one = query_recognizer(
+        load_recognizer(tiny_shadows[0].path),
+        utts,
+        tmp_path / "q1.jsonl",
+        model="shadow-0",
+        batch=1,
+        progress=False,
+    )
     for utt_id, answer in one_by_one.answers.items():
         assert answer["phones"] == res.answers[utt_id]["phones"]
         batched = res.answers[utt_id]["log_like_per_frame"]

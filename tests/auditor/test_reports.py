@@ -43,17 +43,30 @@ def test_reports_cover_every_user(tiny_audit_run, tiny_roles):
 
 def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):
     summary = write_reports(tiny_audit_run)
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=5000", "--dump-dom", summary.as_uri()]
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        summary.as_uri(),
+    ]
     # the DOM after load, with each image's natural width written into the page by a script
     page = summary.read_text()
     probe = tmp_path / "probe.html"
-    probe.write_text(page.replace(
-        "</body>",
-        "<script>window.addEventListener('load', () => { for (const im of document.images)"
-        " { im.setAttribute('data-loaded', im.naturalWidth); } });</script></body>"))
+    probe.write_text(
+        page.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { for (const im of document.images)"
+            " { im.setAttribute('data-loaded', im.naturalWidth); } });</script></body>",
+        )
+    )
     (tmp_path / "users").symlink_to(summary.parent / "users")
     for png in summary.parent.glob("*.png"):
         (tmp_path / png.name).symlink_to(png)

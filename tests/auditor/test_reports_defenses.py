@@ -13,32 +13,64 @@ from .test_reports import _chromium
 
 
 def _attack(auc: float) -> dict:
-    return {"auc": auc, "ci95": {"auc": [auc - 0.1, min(1.0, auc + 0.1)]},
-            "tpr_at_fpr": {"0.01": None, "0.5": 0.5}, "lowest_fpr": "0.5"}  # fmt: skip
+    return {
+        "auc": auc,
+        "ci95": {"auc": [auc - 0.1, min(1.0, auc + 0.1)]},
+        "tpr_at_fpr": {"0.01": None, "0.5": 0.5},
+        "lowest_fpr": "0.5",
+    }
 
 
 def _setting(name: str, stage: str, per: float, auc: float, eps=None) -> dict:
-    attacks = {f"{c}/{a}": _attack(auc) for c in ("seen", "unseen")
-               for a in ("random_forest", "calibrated_test")}  # fmt: skip
-    return {"setting": name, "stage": stage, "per_unseen_speakers": per,
-            "per_increase": per - 0.4, "attacks": attacks, "train_time_ratio": 1.5,
-            "epsilon": eps, "delta": None if eps is None else 4e-6}  # fmt: skip
+    attacks = {
+        f"{c}/{a}": _attack(auc)
+        for c in ("seen", "unseen")
+        for a in ("random_forest", "calibrated_test")
+    }
+    return {
+        "setting": name,
+        "stage": stage,
+        "per_unseen_speakers": per,
+        "per_increase": per - 0.4,
+        "attacks": attacks,
+        "train_time_ratio": 1.5,
+        "epsilon": eps,
+        "delta": None if eps is None else 4e-6,
+    }
 
 
 def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(tiny_audit_run, run, ignore=shutil.ignore_patterns("report"))
-    settings = [_setting("none", "train", 0.4, 0.9), _setting("dpsgd:noise_multiplier=1", "train",
-                0.55, 0.6, eps=3.2), _setting("label_only", "serve", 0.4, 0.7)]  # fmt: skip
-    points = [{"name": s["setting"], "utility": s["per_unseen_speakers"],
-               "series": {"unseen audios": {"auc": 0.6, "tpr_low": 0.5}}}
-              for s in settings]  # fmt: skip
-    plot_privacy_utility(points, run / "pu.png", utility_label="PER",
-                         attacks=[("auc", "AUC"), ("tpr_low", "TPR")])  # fmt: skip
-    best = {"setting": "dpsgd:noise_multiplier=1", "per_increase": 0.15,
-            "unseen_auc_distance_to_chance": 0.1}  # fmt: skip
-    path = write_defense_summary(run, settings=settings, n_nonmembers=2, best_tradeoff=best,
-                                 notes=["per frame"], plot="pu.png")  # fmt: skip
+    settings = [
+        _setting("none", "train", 0.4, 0.9),
+        _setting("dpsgd:noise_multiplier=1", "train", 0.55, 0.6, eps=3.2),
+        _setting("label_only", "serve", 0.4, 0.7),
+    ]
+    points = [
+        {
+            "name": s["setting"],
+            "utility": s["per_unseen_speakers"],
+            "series": {"unseen audios": {"auc": 0.6, "tpr_low": 0.5}},
+        }
+        for s in settings
+    ]
+    plot_privacy_utility(
+        points, run / "pu.png", utility_label="PER", attacks=[("auc", "AUC"), ("tpr_low", "TPR")]
+    )
+    best = {
+        "setting": "dpsgd:noise_multiplier=1",
+        "per_increase": 0.15,
+        "unseen_auc_distance_to_chance": 0.1,
+    }
+    path = write_defense_summary(
+        run,
+        settings=settings,
+        n_nonmembers=2,
+        best_tradeoff=best,
+        notes=["per frame"],
+        plot="pu.png",
+    )
     assert path == run / DEFENSES_JSON
     assert read_defense_summary(run)["best_tradeoff"] == best
     summary = write_reports(run)
@@ -47,14 +79,27 @@ def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
     assert "3.2 at 4e-06" in page and "per spliced window" in page
     assert "Closest to chance on unseen audios: <b>dpsgd" in page
     probe = summary.parent / "probe.html"
-    probe.write_text(page.replace(
-        "</body>",
-        "<script>window.addEventListener('load', () => { for (const im of document.images)"
-        " { im.setAttribute('data-loaded', im.naturalWidth); } });</script></body>"))  # fmt: skip
-    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-           "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()]  # fmt: skip
+    probe.write_text(
+        page.replace(
+            "</body>",
+            "<script>window.addEventListener('load', () => { for (const im of document.images)"
+            " { im.setAttribute('data-loaded', im.naturalWidth); } });</script></body>",
+        )
+    )
+    cmd = [
+        _chromium(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probe.as_uri(),
+    ]
     dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
     assert '<table class="defenses">' in dom
     loaded = [int(x.split('"')[1]) for x in dom.split("data-loaded=")[1:]]

@@ -38,18 +38,33 @@ class _CountingSerial:
         return [fn(**j) for j in jobs]
 
 
-def test_cached_shadows_are_reused_and_changes_retrain(tiny_shadows, tiny_manifest, tiny_roles,
-                                                     tiny_recipe):
+def test_cached_shadows_are_reused_and_changes_retrain(
+    tiny_shadows, tiny_manifest, tiny_roles, tiny_recipe
+):
     cache = tiny_shadows[0].path.parent
     counting = _CountingSerial()
-    again, _ = train_shadows(tiny_manifest, tiny_roles["pool"], tiny_recipe, k=2, seed=0,
-                             cache_dir=cache, executor=counting)
+    again, _ = train_shadows(
+        tiny_manifest,
+        tiny_roles["pool"],
+        tiny_recipe,
+        k=2,
+        seed=0,
+        cache_dir=cache,
+        executor=counting,
+    )
     assert counting.jobs == [] and again == tiny_shadows
     changed = tiny_recipe | {"training": tiny_recipe["training"] | {"epochs": 2}}
     assert cache_key(changed, again[0].speakers_in, 1, tiny_manifest) != again[0].path.name[7:]
     # a third shadow is new; the two cached ones are not retrained
-    three, _ = train_shadows(tiny_manifest, tiny_roles["pool"], tiny_recipe, k=3, seed=0,
-                             cache_dir=cache, executor=counting)
+    three, _ = train_shadows(
+        tiny_manifest,
+        tiny_roles["pool"],
+        tiny_recipe,
+        k=3,
+        seed=0,
+        cache_dir=cache,
+        executor=counting,
+    )
     assert len(counting.jobs) == 1 and three[:2] == tiny_shadows
     assert json.loads((three[2].path / "shadow.json").read_text())["seed"] == 3
 
@@ -61,8 +76,15 @@ def test_shadows_train_on_a_local_ray_instance(tiny_manifest, tiny_roles, tiny_r
 
     executor = get_executor("ray", address="local", max_workers=1, threads_per_worker=1)
     try:
-        shadows, _ = train_shadows(tiny_manifest, tiny_roles["pool"], tiny_recipe, k=2, seed=5,
-                                   cache_dir=tmp_path, executor=executor)
+        shadows, _ = train_shadows(
+            tiny_manifest,
+            tiny_roles["pool"],
+            tiny_recipe,
+            k=2,
+            seed=5,
+            cache_dir=tmp_path,
+            executor=executor,
+        )
     finally:
         ray.shutdown()
     assert all(is_trained(s.path) for s in shadows)

@@ -11,8 +11,12 @@ def test_model_job_passes_advreg_reference_speakers(
     tiny_manifest, tiny_roles, tiny_recipe, tmp_path
 ):
     config = json.loads(json.dumps(tiny_recipe))
-    config["training"]["advreg"] = {"lam": 1.0, "warmup_epochs": 0, "reference": "speakers",
-                                    "reference_speakers": tiny_roles["nonmember"]}  # fmt: skip
+    config["training"]["advreg"] = {
+        "lam": 1.0,
+        "warmup_epochs": 0,
+        "reference": "speakers",
+        "reference_speakers": tiny_roles["nonmember"],
+    }
     out = tmp_path / "adv"
     train_model_job(str(tiny_manifest), tiny_roles["member"], config, 0, str(out))
     adv = json.loads((out / "model.json").read_text())["training"]["defenses"]["advreg"]

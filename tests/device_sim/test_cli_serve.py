@@ -20,8 +20,20 @@ def test_serve_query_collect_and_sigterm(tiny_checkpoint, speech, tmp_path):
     wav = tmp_path / "hello.wav"
     wav.write_bytes(encode_audio(samples, sr))
     collect = tmp_path / "kept"
-    cmd = [sys.executable, "-m", "device_sim.cli", "serve", "--model", str(tiny_checkpoint),
-           "--device-id", "cli", "--profile", "rpi3", "--collect", str(collect)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "device_sim.cli",
+        "serve",
+        "--model",
+        str(tiny_checkpoint),
+        "--device-id",
+        "cli",
+        "--profile",
+        "rpi3",
+        "--collect",
+        str(collect),
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
     try:
         lines = []

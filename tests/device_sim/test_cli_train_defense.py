@@ -21,8 +21,19 @@ def tiny_manifest_and_config(tiny_utterances, tiny_recipe, tmp_path_factory):
 
 
 def _train(manifest, config, out, defense):
-    args = ["train", "--manifest", str(manifest), "--out", str(out), "--config", str(config),
-            "--threads", "1", "--defense", defense]  # fmt: skip
+    args = [
+        "train",
+        "--manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--config",
+        str(config),
+        "--threads",
+        "1",
+        "--defense",
+        defense,
+    ]
     return CliRunner().invoke(main, args)
 
 
@@ -31,14 +42,20 @@ def _train(manifest, config, out, defense):
     [
         ("shuffle", "unknown defense 'shuffle'"),
         ("stacking", "not available on the voice path"),
-        ("topk:k=2", "has a serving defense: train without it and serve with "
-                     "`device-sim serve --output topk:k=2`"),
+        (
+            "topk:k=2",
+            "has a serving defense: train without it and serve with "
+            "`device-sim serve --output topk:k=2`",
+        ),
         ("dpsgd:sigma=1", "no parameter"),
         ("advreg+dpsgd", "inference model is trained on the training records without privacy"),
-        ("l2+label_only", "l2+label_only has a serving defense: train without it and serve "
-                          "with `device-sim serve --output label_only`"),
+        (
+            "l2+label_only",
+            "l2+label_only has a serving defense: train without it and serve "
+            "with `device-sim serve --output label_only`",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_defense_is_refused_before_training(
     tiny_manifest_and_config, tmp_path, defense, message
 ):

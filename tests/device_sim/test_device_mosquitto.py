@@ -135,8 +135,11 @@ def fuzz_payloads(draw) -> bytes:
     return _fuzz_frame(header, audio, deep)
 
 
-NO_OPTIONS = {k: v for k, v in make_header("fuzz", response_topic("dev-m", "tester"), RATE).items()
-              if k != "options"}  # fmt: skip
+NO_OPTIONS = {
+    k: v
+    for k, v in make_header("fuzz", response_topic("dev-m", "tester"), RATE).items()
+    if k != "options"
+}
 
 
 @settings(

@@ -30,9 +30,9 @@ def test_records_digest_keeps_the_checkpoint_fingerprint():
 def test_json_digest_ignores_key_order():
     doc = {"b": [1, 2], "a": {"y": 0.5, "x": None}}
     assert json_digest(doc) == json_digest({"a": {"x": None, "y": 0.5}, "b": [1, 2]})
-    assert json_digest(doc) == hashlib.sha256(
-        b'{"a": {"x": null, "y": 0.5}, "b": [1, 2]}'
-    ).hexdigest()
+    assert (
+        json_digest(doc) == hashlib.sha256(b'{"a": {"x": null, "y": 0.5}, "b": [1, 2]}').hexdigest()
+    )
 
 
 def test_file_and_folder_digests(tmp_path):

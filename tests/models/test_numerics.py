@@ -15,16 +15,24 @@ HAS_AVX2 = "avx2" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").
 
 def _run(code: str, **env) -> str:
     clean = {k: v for k, v in os.environ.items() if k not in PINNED_CPU_NUMERICS}
-    out = subprocess.run([sys.executable, "-c", code], env=clean | env, cwd=REPO,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean | env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return out.stdout.strip()
 
 
 @pytest.mark.skipif(not HAS_AVX2, reason="the pin selects AVX2 paths; this CPU has no AVX2")
 @pytest.mark.parametrize("package", ["models", "auditor", "device_sim"])
 def test_importing_a_project_package_pins_torch_to_avx2(package):
-    code = (f"import {package}, os, torch; print(torch.backends.cpu.get_cpu_capability(),"
-            " os.environ['MKL_CBWR'], os.environ['DNNL_MAX_CPU_ISA'])")
+    code = (
+        f"import {package}, os, torch; print(torch.backends.cpu.get_cpu_capability(),"
+        " os.environ['MKL_CBWR'], os.environ['DNNL_MAX_CPU_ISA'])"
+    )
     assert _run(code) == "AVX2 AVX2 AVX2"
 
 

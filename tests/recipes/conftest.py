@@ -21,5 +21,7 @@ def run_recipe(name: str, *args: str, timeout: float = 300) -> subprocess.Comple
     """``python recipes/<name>/run.py ARGS`` in a subprocess, output captured."""
     return subprocess.run(
         [sys.executable, str(RECIPES / name / "run.py"), *args],
-        capture_output=True, text=True, timeout=timeout,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

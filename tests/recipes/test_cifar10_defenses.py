@@ -20,14 +20,19 @@ MAX_AUC = "max AUC over attacks (upper bound: picked with the evaluation labels)
 def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifar_zip, tmp_path):
     data = tiny_cifar_zip
     out = tmp_path / "run"
-    proc = run_recipe(RECIPE, "--quick", "--out", str(out), f"--data={data}",
-                f"--cache_dir={tmp_path / 'cache'}")  # fmt: skip
+    proc = run_recipe(
+        RECIPE, "--quick", "--out", str(out), f"--data={data}", f"--cache_dir={tmp_path / 'cache'}"
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Table 2 (Shokri attack on L2-regularized CNNs, l2:weight_decay=0.01; Shokri's " \
-           "attack features: class_order log-probabilities)" in proc.stdout  # fmt: skip
+    assert (
+        "Table 2 (Shokri attack on L2-regularized CNNs, l2:weight_decay=0.01; Shokri's "
+        "attack features: class_order log-probabilities)" in proc.stdout
+    )
     assert "L2 sweep" in proc.stdout
-    assert "Goal: AUC <= 0.55 at <= 3 points test-accuracy cost, checked on the max AUC over " \
-           "the attacks (an upper bound picked with the evaluation labels" in proc.stdout
+    assert (
+        "Goal: AUC <= 0.55 at <= 3 points test-accuracy cost, checked on the max AUC over "
+        "the attacks (an upper bound picked with the evaluation labels" in proc.stdout
+    )
 
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["train_size"] == 150 and config["cnn"]["epochs"] == 1
@@ -36,9 +41,19 @@ def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifa
     rows = doc["rows"]
     settings = list(dict.fromkeys(r["setting"] for r in rows if r["train_size"] == 150))
     assert settings == config["defenses"]
-    assert {r["defense"] for r in rows} == {"none", "l2", "dropout", "topk", "rounding",
-                                            "label_only", "stacking", "advreg", "dpsgd",
-                                            "augment", "augment+label_only"}  # fmt: skip
+    assert {r["defense"] for r in rows} == {
+        "none",
+        "l2",
+        "dropout",
+        "topk",
+        "rounding",
+        "label_only",
+        "stacking",
+        "advreg",
+        "dpsgd",
+        "augment",
+        "augment+label_only",
+    }
     assert sorted({r["train_size"] for r in rows}) == [150, 200]  # Table 2's larger size
     by_setting: dict = {}
     for r in rows:
@@ -51,7 +66,8 @@ def test_quick_run_covers_every_defense_and_writes_tables_metrics_plot(tiny_cifa
         assert all(r["auc"] <= attacks[top]["auc"] for r in attacks.values()), key
     # top-1 and label-only serve the same one-hot answers of the same model: same AUCs
     assert [r["auc"] for r in by_setting[150, "topk:k=1"].values()] == [
-        r["auc"] for r in by_setting[150, "label_only"].values()]  # fmt: skip
+        r["auc"] for r in by_setting[150, "label_only"].values()
+    ]
     table = (out / "table.md").read_text()
     header = " | ".join(f"{a} AUC" for a in ATTACKS) + f" | {MAX_AUC} |"
     assert table.count(header) == 3  # Table 2, the L2 sweep, every defense: each attack's AUC

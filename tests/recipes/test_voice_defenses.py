@@ -19,10 +19,17 @@ RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "voice_defenses" / "r
 
 def _setting(name: str, per_increase: float, rf: float | None, cal: float | None) -> dict:
     """A voice defense setting with the given unseen-audio AUCs (seen ones at 0.9)."""
-    aucs = {"seen/random_forest": 0.9, "seen/calibrated_test": 0.9,
-            "unseen/random_forest": rf, "unseen/calibrated_test": cal}  # fmt: skip
-    return {"setting": name, "per_increase": per_increase,
-            "attacks": {k: {} if v is None else {"auc": v} for k, v in aucs.items()}}  # fmt: skip
+    aucs = {
+        "seen/random_forest": 0.9,
+        "seen/calibrated_test": 0.9,
+        "unseen/random_forest": rf,
+        "unseen/calibrated_test": cal,
+    }
+    return {
+        "setting": name,
+        "per_increase": per_increase,
+        "attacks": {k: {} if v is None else {"auc": v} for k, v in aucs.items()},
+    }
 
 
 def test_closest_to_chance_takes_the_stronger_attack_then_the_smaller_per_cost():
@@ -34,8 +41,12 @@ def test_closest_to_chance_takes_the_stronger_attack_then_the_smaller_per_cost()
         _setting("advreg", 0.0, None, None),  # unseen audios not audited: left out
     ]
     best = closest_to_chance(settings)
-    assert best == {"setting": "dpsgd", "unseen_auc_distance_to_chance": pytest.approx(0.05),
-                    "per_increase": 0.05, "attack": "random_forest"}  # fmt: skip
+    assert best == {
+        "setting": "dpsgd",
+        "unseen_auc_distance_to_chance": pytest.approx(0.05),
+        "per_increase": 0.05,
+        "attack": "random_forest",
+    }
     assert closest_to_chance(settings[:2])["attack"] == "calibrated_test"
     assert closest_to_chance([settings[0], settings[-1]]) == {}
 
@@ -61,8 +72,19 @@ def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
     # the hardened device serves the undefended model: same PER, no training
     assert label["model_id"] == none["model_id"] and label["per_increase"] == 0.0
     for row in metrics["rows"]:  # every audit row's metrics keys, the varied setting named
-        assert {"setting", "condition", "attack", "accuracy", "precision", "recall", "f1", "auc",
-                "tpr_at_fpr", "n_members", "n_nonmembers"} <= set(row)  # fmt: skip
+        assert {
+            "setting",
+            "condition",
+            "attack",
+            "accuracy",
+            "precision",
+            "recall",
+            "f1",
+            "auc",
+            "tpr_at_fpr",
+            "n_members",
+            "n_nonmembers",
+        } <= set(row)
     assert {(r["condition"], r["attack"]) for r in metrics["rows"]} == {
         (c, a) for c in ("seen", "unseen") for a in ("random_forest", "calibrated_test")
     }
@@ -74,8 +96,12 @@ def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
     audited = json.loads((out / "settings" / "label_only" / "metrics.json").read_text())
     assert audited["device_output"] == "label_only"
     label_users = json.loads((out / "settings" / "label_only" / "users.json").read_text())
-    assert all(a["log_like_per_frame"] == a["mean_confidence"] == 0.0 for u in label_users
-               for c in u["conditions"].values() for a in c["audios"])  # fmt: skip
+    assert all(
+        a["log_like_per_frame"] == a["mean_confidence"] == 0.0
+        for u in label_users
+        for c in u["conditions"].values()
+        for a in c["audios"]
+    )
     table = (out / "table.md").read_text()
     assert "| label_only |" in table and "lowest FPR 3 non-members can measure" in table
     assert "95% CI over users" in table
@@ -87,9 +113,17 @@ def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
 
 def test_unknown_defense_is_refused_before_any_work(tmp_path):
     proc = subprocess.run(
-        [sys.executable, str(RECIPE), "--quick", "--out", str(tmp_path / "r"),
-         "--defenses=[none, magic:x=1]"],
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(RECIPE),
+            "--quick",
+            "--out",
+            str(tmp_path / "r"),
+            "--defenses=[none, magic:x=1]",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode != 0 and "unknown defense 'magic'" in proc.stderr
     assert not (tmp_path / "r").exists()

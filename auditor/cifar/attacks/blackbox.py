@@ -32,8 +32,9 @@ class BlackBox:
         Records queried so far.
     """
 
-    def __init__(self, predict_proba: Callable[[np.ndarray], np.ndarray],
-                 budget: int | None = None):
+    def __init__(
+        self, predict_proba: Callable[[np.ndarray], np.ndarray], budget: int | None = None
+    ):
         self.predict_proba = predict_proba
         self.budget = budget
         self.n_queries = 0
@@ -49,8 +50,10 @@ class BlackBox:
         proba = np.asarray(self.predict_proba(x), dtype=np.float64)
         self.n_queries += n
         if proba.ndim != 2 or proba.shape[0] != n:
-            raise ValueError(f"target answered shape {proba.shape} for {n} records; "
-                             "expected (n_records, n_classes)")
+            raise ValueError(
+                f"target answered shape {proba.shape} for {n} records; "
+                "expected (n_records, n_classes)"
+            )
         if not np.isfinite(proba).all() or (proba < 0).any():
             raise ValueError("target answered non-finite or negative probabilities")
         if not np.allclose(proba.sum(axis=1), 1.0, atol=1e-3):

@@ -99,9 +99,19 @@ class LiRA(BaseEstimator):
     >>> scores = lira.score_samples(x, y)  # doctest: +SKIP
     """
 
-    def __init__(self, target=None, recipe=None, *, n_reference: int = 16,
-                 mode: str = "offline", global_variance: bool = False, augment: bool = False,
-                 executor="local", query_budget: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        target=None,
+        recipe=None,
+        *,
+        n_reference: int = 16,
+        mode: str = "offline",
+        global_variance: bool = False,
+        augment: bool = False,
+        executor="local",
+        query_budget: int | None = None,
+        seed: int = 0,
+    ):
         self.target = target
         self.recipe = recipe
         self.n_reference = n_reference
@@ -130,7 +140,8 @@ class LiRA(BaseEstimator):
             raise ValueError(
                 f"{self.mode} LiRA needs {'an even number >= ' if online else '>= '}{least} "
                 f"reference models ({MIN_PER_GAUSSIAN} per fitted Gaussian: with one, its spread "
-                f"is zero and the score a one-model loss difference), got {self.n_reference}")
+                f"is zero and the score a one-model loss difference), got {self.n_reference}"
+            )
         x, y = np.asarray(x), np.asarray(y)
         xc, yc = np.asarray(x_candidates), np.asarray(y_candidates)
         if len(x) != len(y) or len(xc) != len(yc):
@@ -143,14 +154,27 @@ class LiRA(BaseEstimator):
             keep = balanced_membership(len(pool_x), self.n_reference, self.seed)  # (N, n_pool)
         else:
             pool_x, pool_y = x, y
-            keep = np.stack([rng.permutation(len(x)) < len(x) // 2
-                             for _ in range(self.n_reference)])  # (N, n_aux)
-        jobs = [{"recipe": self.recipe, "x_train": pool_x[mask], "y_train": pool_y[mask],
-                 "queries": queries, "seed": self.seed + 1 + m} for m, mask in enumerate(keep)]
+            keep = np.stack(
+                [rng.permutation(len(x)) < len(x) // 2 for _ in range(self.n_reference)]
+            )  # (N, n_aux)
+        jobs = [
+            {
+                "recipe": self.recipe,
+                "x_train": pool_x[mask],
+                "y_train": pool_y[mask],
+                "queries": queries,
+                "seed": self.seed + 1 + m,
+            }
+            for m, mask in enumerate(keep)
+        ]
         answers = as_executor(self.executor).map(train_and_query, jobs, desc="lira references")
-        self.reference_phi_ = np.stack([
-            np.stack([scaled_confidence(a[name], yc) for name in queries], axis=1)  # (n, V)
-            for a in answers], axis=1)  # (n, N, V)
+        self.reference_phi_ = np.stack(
+            [
+                np.stack([scaled_confidence(a[name], yc) for name in queries], axis=1)  # (n, V)
+                for a in answers
+            ],
+            axis=1,
+        )  # (n, N, V)
         self.in_mask_ = keep[:, : len(xc)].T if online else np.zeros((len(xc), len(keep)), bool)
         self.mean_out_, self.std_out_ = self._gaussian(~self.in_mask_)
         if online:
@@ -162,13 +186,17 @@ class LiRA(BaseEstimator):
         """Membership score ``(n,)`` of the fitted candidates (log LR online, -log p offline)."""
         x, y = np.asarray(x), np.asarray(y)
         if _fingerprint(x, y) != self.candidates_fingerprint_:
-            raise ValueError("LiRA scores only the candidates it was fitted on "
-                             "(x_candidates, y_candidates)")
-        phi = np.stack([scaled_confidence(log_proba(self.blackbox_(q)), y)
-                        for q in views(x, self.augment)], axis=1)  # (n, V)
+            raise ValueError(
+                "LiRA scores only the candidates it was fitted on (x_candidates, y_candidates)"
+            )
+        phi = np.stack(
+            [scaled_confidence(log_proba(self.blackbox_(q)), y) for q in views(x, self.augment)],
+            axis=1,
+        )  # (n, V)
         if self.mode == "online":
-            llr = (norm.logpdf(phi, self.mean_in_, self.std_in_)
-                   - norm.logpdf(phi, self.mean_out_, self.std_out_))
+            llr = norm.logpdf(phi, self.mean_in_, self.std_in_) - norm.logpdf(
+                phi, self.mean_out_, self.std_out_
+            )
             return llr.mean(axis=1)
         return -norm.logsf(phi, self.mean_out_, self.std_out_).mean(axis=1)
 
@@ -196,10 +224,10 @@ class LiRA(BaseEstimator):
         mean = (phi * weights).sum(axis=1) / counts[:, None]  # (n, V)
         residual = (phi - mean[:, None, :]) * weights  # (n, N, V)
         if self.global_variance:
-            var = (residual ** 2).sum(axis=(0, 1)) / counts.sum()  # (V,)
+            var = (residual**2).sum(axis=(0, 1)) / counts.sum()  # (V,)
             std = np.broadcast_to(np.sqrt(var), mean.shape).copy()
         else:
-            std = np.sqrt((residual ** 2).sum(axis=1) / counts[:, None])
+            std = np.sqrt((residual**2).sum(axis=1) / counts[:, None])
         return mean, np.maximum(std, MIN_STD)
 
 

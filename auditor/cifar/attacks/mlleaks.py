@@ -23,8 +23,9 @@ from auditor.executor import as_executor
 
 def default_attack_model(seed: int):
     """ML-Leaks' attack model: an MLP with one hidden layer of 64, on standardized features."""
-    return make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=500,
-                                                         random_state=seed))
+    return make_pipeline(
+        StandardScaler(), MLPClassifier(hidden_layer_sizes=(64,), max_iter=500, random_state=seed)
+    )
 
 
 def posterior_features(proba: np.ndarray, top_k: int) -> np.ndarray:
@@ -66,9 +67,18 @@ class MLLeaksAttack(BaseEstimator):
         The counted access to the target.
     """
 
-    def __init__(self, target=None, recipe=None, *, shadow_size: int | None = None,
-                 top_k: int = 3, attack_model=None, executor="local",
-                 query_budget: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        target=None,
+        recipe=None,
+        *,
+        shadow_size: int | None = None,
+        top_k: int = 3,
+        attack_model=None,
+        executor="local",
+        query_budget: int | None = None,
+        seed: int = 0,
+    ):
         self.target = target
         self.recipe = recipe
         self.shadow_size = shadow_size
@@ -84,16 +94,30 @@ class MLLeaksAttack(BaseEstimator):
         if len(x) != len(y):
             raise ValueError(f"{len(x)} records but {len(y)} labels")
         size = self.shadow_size or len(x) // 2
-        (in_idx, out_idx), = in_out_splits(len(x), size, 1, self.seed)
-        answers, = as_executor(self.executor).map(train_and_query, [{
-            "recipe": self.recipe, "x_train": x[in_idx], "y_train": y[in_idx],
-            "queries": {"in": x[in_idx], "out": x[out_idx]}, "seed": self.seed,
-        }], desc="ml-leaks shadow")
-        features = np.concatenate([posterior_features(np.exp(answers["in"]), self.top_k),
-                                   posterior_features(np.exp(answers["out"]), self.top_k)])
+        ((in_idx, out_idx),) = in_out_splits(len(x), size, 1, self.seed)
+        (answers,) = as_executor(self.executor).map(
+            train_and_query,
+            [
+                {
+                    "recipe": self.recipe,
+                    "x_train": x[in_idx],
+                    "y_train": y[in_idx],
+                    "queries": {"in": x[in_idx], "out": x[out_idx]},
+                    "seed": self.seed,
+                }
+            ],
+            desc="ml-leaks shadow",
+        )
+        features = np.concatenate(
+            [
+                posterior_features(np.exp(answers["in"]), self.top_k),
+                posterior_features(np.exp(answers["out"]), self.top_k),
+            ]
+        )
         membership = np.r_[np.ones(len(in_idx)), np.zeros(len(out_idx))].astype(int)
-        model = self.attack_model if self.attack_model is not None else default_attack_model(
-            self.seed)
+        model = (
+            self.attack_model if self.attack_model is not None else default_attack_model(self.seed)
+        )
         self.attack_model_ = clone(model).fit(features, membership)
         self.blackbox_ = BlackBox(self.target, self.query_budget)
         return self

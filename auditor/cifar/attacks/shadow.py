@@ -46,8 +46,7 @@ class CnnRecipe:
     def fit(self, x: np.ndarray, y: np.ndarray, *, seed: int):
         """Train on images ``x (n, H, W, 3)`` and labels ``y (n,)``; returns the network."""
         x_ref, y_ref = self.reference if self.reference is not None else (None, None)
-        model, _ = train_cnn(x, y, self.config, seed=seed, x_ref=x_ref, y_ref=y_ref,
-                             progress=False)  # fmt: skip
+        model, _ = train_cnn(x, y, self.config, seed=seed, x_ref=x_ref, y_ref=y_ref, progress=False)
         return model
 
     def predict_log_proba(self, model, x: np.ndarray) -> np.ndarray:
@@ -67,8 +66,9 @@ def harden_log_proba(log_p: np.ndarray, policy: OutputPolicy) -> np.ndarray:
     return log_p if policy.name == FULL else log_proba(policy.harden_proba(np.exp(log_p)))
 
 
-def train_and_query(recipe, x_train: np.ndarray, y_train: np.ndarray,
-                    queries: Mapping[str, np.ndarray], seed: int) -> dict[str, np.ndarray]:
+def train_and_query(
+    recipe, x_train: np.ndarray, y_train: np.ndarray, queries: Mapping[str, np.ndarray], seed: int
+) -> dict[str, np.ndarray]:
     """Train one model with ``recipe`` and return its log-probabilities on each query set.
 
     Returns
@@ -77,22 +77,27 @@ def train_and_query(recipe, x_train: np.ndarray, y_train: np.ndarray,
         Query-set name -> float64 log-probabilities ``(n_query, n_classes)``.
     """
     model = recipe.fit(x_train, y_train, seed=seed)
-    return {name: np.asarray(recipe.predict_log_proba(model, q), dtype=np.float64)
-            for name, q in queries.items()}
+    return {
+        name: np.asarray(recipe.predict_log_proba(model, q), dtype=np.float64)
+        for name, q in queries.items()
+    }
 
 
-def in_out_splits(n_pool: int, size: int, n_models: int, seed: int) -> list[tuple[np.ndarray,
-                                                                               np.ndarray]]:
+def in_out_splits(
+    n_pool: int, size: int, n_models: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each of ``n_models`` shadows, disjoint random ``(in, out)`` index sets of ``size``.
 
     Shadows draw independently (their sets may overlap, as in Shokri et al.).
     """
     if 2 * size > n_pool:
-        raise ValueError(f"shadow models need 2 x {size} records (in + out) but the shadow data "
-                         f"hold only {n_pool}")
+        raise ValueError(
+            f"shadow models need 2 x {size} records (in + out) but the shadow data "
+            f"hold only {n_pool}"
+        )
     rng = np.random.default_rng(seed)
     splits = []
     for _ in range(n_models):
         order = rng.permutation(n_pool)
-        splits.append((np.sort(order[:size]), np.sort(order[size: 2 * size])))
+        splits.append((np.sort(order[:size]), np.sort(order[size : 2 * size])))
     return splits

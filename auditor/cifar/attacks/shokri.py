@@ -86,12 +86,24 @@ class ShokriAttack(BaseEstimator):
         The counted access to the target.
     """
 
-    def __init__(self, target=None, recipe=None, *, n_shadows: int = 4,
-                 shadow_size: int | None = None, shadow_data: str = "real",
-                 n_synthetic: int | None = None, noise_fraction: float = 0.1,
-                 synthesis: dict | None = None, feature_range: tuple = (0, 255),
-                 features: str = "class_order", attack_model=None, executor="local",
-                 query_budget: int | None = None, seed: int = 0):
+    def __init__(
+        self,
+        target=None,
+        recipe=None,
+        *,
+        n_shadows: int = 4,
+        shadow_size: int | None = None,
+        shadow_data: str = "real",
+        n_synthetic: int | None = None,
+        noise_fraction: float = 0.1,
+        synthesis: dict | None = None,
+        feature_range: tuple = (0, 255),
+        features: str = "class_order",
+        attack_model=None,
+        executor="local",
+        query_budget: int | None = None,
+        seed: int = 0,
+    ):
         self.target = target
         self.recipe = recipe
         self.n_shadows = n_shadows
@@ -131,9 +143,16 @@ class ShokriAttack(BaseEstimator):
         self.shadow_x_, self.shadow_y_ = self._shadow_data(x, y, n_classes)
         size = self.shadow_size or len(self.shadow_x_) // 2
         splits = in_out_splits(len(self.shadow_x_), size, self.n_shadows, self.seed)
-        jobs = [{"recipe": self.recipe, "x_train": self.shadow_x_[i], "y_train": self.shadow_y_[i],
-                 "queries": {"in": self.shadow_x_[i], "out": self.shadow_x_[o]},
-                 "seed": self.seed + 1 + s} for s, (i, o) in enumerate(splits)]
+        jobs = [
+            {
+                "recipe": self.recipe,
+                "x_train": self.shadow_x_[i],
+                "y_train": self.shadow_y_[i],
+                "queries": {"in": self.shadow_x_[i], "out": self.shadow_x_[o]},
+                "seed": self.seed + 1 + s,
+            }
+            for s, (i, o) in enumerate(splits)
+        ]
         answers = as_executor(self.executor).map(train_and_query, jobs, desc="shokri shadows")
         feats, labels, membership = [], [], []
         for (in_idx, out_idx), answer in zip(splits, answers, strict=True):
@@ -143,15 +162,17 @@ class ShokriAttack(BaseEstimator):
                 membership.append(np.full(len(idx), flag))
         feats, labels = np.concatenate(feats), np.concatenate(labels)
         membership = np.concatenate(membership)
-        model = self.attack_model if self.attack_model is not None else default_attack_model(
-            self.seed)
+        model = (
+            self.attack_model if self.attack_model is not None else default_attack_model(self.seed)
+        )
         self.classes_ = np.unique(labels)
         self.attack_models_ = {}
         for label in self.classes_:
             rows = labels == label
             if len(np.unique(membership[rows])) < 2:
-                raise ValueError(f"class {label}: shadow outputs hold only one of in/out; "
-                                 "use more shadow data")
+                raise ValueError(
+                    f"class {label}: shadow outputs hold only one of in/out; use more shadow data"
+                )
             self.attack_models_[label] = clone(model).fit(feats[rows], membership[rows])
         return self
 
@@ -185,15 +206,25 @@ class ShokriAttack(BaseEstimator):
         if self.shadow_data == "real":
             return x, y
         if self.shadow_data == "noisy":
-            return noisy_real_data(x, self.noise_fraction, feature_range=self.feature_range,
-                                   seed=self.seed), y
+            return noisy_real_data(
+                x, self.noise_fraction, feature_range=self.feature_range, seed=self.seed
+            ), y
         n_classes = n_classes or int(y.max()) + 1
         total = self.n_synthetic or 2 * (self.shadow_size or len(x) // 2)
         per_class = math.ceil(total / n_classes)
         if self.shadow_data == "statistics":
             return statistics_based_synthesis(x, y, per_class, seed=self.seed)
-        records = [model_based_synthesis(self.blackbox_, c, per_class, x.shape[1:],
-                                         feature_range=self.feature_range, dtype=x.dtype,
-                                         seed=self.seed + c, **(self.synthesis or {}))
-                   for c in range(n_classes)]
+        records = [
+            model_based_synthesis(
+                self.blackbox_,
+                c,
+                per_class,
+                x.shape[1:],
+                feature_range=self.feature_range,
+                dtype=x.dtype,
+                seed=self.seed + c,
+                **(self.synthesis or {}),
+            )
+            for c in range(n_classes)
+        ]
         return np.concatenate(records), np.repeat(np.arange(n_classes), per_class)

@@ -112,8 +112,12 @@ def model_based_synthesis(
                 proba = query(x[rows].reshape(len(rows), *record_shape))  # (m, C)
                 conf = proba[:, target_class]
                 improved = conf >= best_conf[rows]
-                done = (improved & (conf > conf_min) & (proba.argmax(axis=1) == target_class)
-                        & (rng.random(len(rows)) < conf))
+                done = (
+                    improved
+                    & (conf > conf_min)
+                    & (proba.argmax(axis=1) == target_class)
+                    & (rng.random(len(rows)) < conf)
+                )
                 for row in rows[done]:
                     if len(accepted) < n_records:
                         accepted.append(x[row].copy())
@@ -140,8 +144,9 @@ def model_based_synthesis(
     return np.stack(accepted).reshape(n_records, *record_shape)
 
 
-def statistics_based_synthesis(x: np.ndarray, y: np.ndarray, n_per_class: int, *,
-                               seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def statistics_based_synthesis(
+    x: np.ndarray, y: np.ndarray, n_per_class: int, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Records whose features are drawn independently from per-class marginals of ``x``.
 
     Parameters
@@ -173,8 +178,9 @@ def statistics_based_synthesis(x: np.ndarray, y: np.ndarray, n_per_class: int, *
     return x_syn, np.concatenate(out_y)
 
 
-def noisy_real_data(x: np.ndarray, fraction: float, *, feature_range: tuple = (0, 255),
-                    seed: int = 0) -> np.ndarray:
+def noisy_real_data(
+    x: np.ndarray, fraction: float, *, feature_range: tuple = (0, 255), seed: int = 0
+) -> np.ndarray:
     """Copy of ``x`` with ``fraction`` of each record's features replaced by random values."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"noise fraction must be in [0, 1], got {fraction}")

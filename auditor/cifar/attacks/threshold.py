@@ -46,8 +46,14 @@ class ThresholdAttack(BaseEstimator):
     >>> scores = attack.score_samples(x_candidates)  # doctest: +SKIP
     """
 
-    def __init__(self, target=None, *, signal: str = "max_posterior",
-                 percentile: float | None = None, query_budget: int | None = None):
+    def __init__(
+        self,
+        target=None,
+        *,
+        signal: str = "max_posterior",
+        percentile: float | None = None,
+        query_budget: int | None = None,
+    ):
         self.target = target
         self.signal = signal
         self.percentile = percentile

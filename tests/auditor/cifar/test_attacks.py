@@ -49,8 +49,11 @@ class TinyMlpRecipe:
 
     def fit(self, x, y, *, seed):
         torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(DIM, self.hidden), torch.nn.Tanh(),
-                                  torch.nn.Linear(self.hidden, N_CLASSES))
+        net = torch.nn.Sequential(
+            torch.nn.Linear(DIM, self.hidden),
+            torch.nn.Tanh(),
+            torch.nn.Linear(self.hidden, N_CLASSES),
+        )
         opt = torch.optim.Adam(net.parameters(), lr=0.02)
         xt, yt = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y)
         for _ in range(self.steps):
@@ -75,9 +78,16 @@ def world():
     """Target members / non-members, the auditor's pool, and two never-trained-on sets."""
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(N_CLASSES, DIM))
-    sets = {name: _draw(rng, centers, n) for name, n in
-            [("members", 100), ("nonmembers", 100), ("aux", 400), ("fresh_a", 100),
-             ("fresh_b", 100)]}
+    sets = {
+        name: _draw(rng, centers, n)
+        for name, n in [
+            ("members", 100),
+            ("nonmembers", 100),
+            ("aux", 400),
+            ("fresh_a", 100),
+            ("fresh_b", 100),
+        ]
+    }
     recipe = TinyMlpRecipe()
     model = recipe.fit(*sets["members"], seed=123)
     sets["target"] = lambda x: np.exp(recipe.predict_log_proba(model, x))
@@ -103,16 +113,37 @@ def _fitted(name, world):
     if name.startswith("shokri"):
         data = name.split("-")[1]
         synthesis = {"k_max": 8, "k_min": 1, "conf_min": 0.6, "iter_max": 100, "n_chains": 32}
-        return ShokriAttack(target, recipe, n_shadows=2, shadow_size=100, shadow_data=data,
-                            feature_range=(-5.0, 5.0), synthesis=synthesis,
-                            executor="serial").fit(*aux)
+        return ShokriAttack(
+            target,
+            recipe,
+            n_shadows=2,
+            shadow_size=100,
+            shadow_data=data,
+            feature_range=(-5.0, 5.0),
+            synthesis=synthesis,
+            executor="serial",
+        ).fit(*aux)
     mode, variance = name.split("-")[1:]
-    return LiRA(target, recipe, n_reference=8, mode=mode, global_variance=variance == "global",
-                executor="serial")
+    return LiRA(
+        target,
+        recipe,
+        n_reference=8,
+        mode=mode,
+        global_variance=variance == "global",
+        executor="serial",
+    )
 
 
-ATTACK_CASES = ["threshold", "mlleaks", "shokri-real", "shokri-statistics", "shokri-noisy",
-                "shokri-model", "lira-offline-local", "lira-online-global"]
+ATTACK_CASES = [
+    "threshold",
+    "mlleaks",
+    "shokri-real",
+    "shokri-statistics",
+    "shokri-noisy",
+    "shokri-model",
+    "lira-offline-local",
+    "lira-online-global",
+]
 
 
 @pytest.mark.parametrize("name", ATTACK_CASES)
@@ -130,11 +161,11 @@ def test_lira_online_beats_threshold_at_low_fpr(world):
     x = np.concatenate([world["members"][0], world["nonmembers"][0]])
     y = np.concatenate([world["members"][1], world["nonmembers"][1]])
     labels = np.r_[np.ones(100), np.zeros(100)]
-    lira = _fitted("lira-online-global", world).fit(*world["aux"], x_candidates=x,
-                                                     y_candidates=y)
+    lira = _fitted("lira-online-global", world).fit(*world["aux"], x_candidates=x, y_candidates=y)
     ours = membership_metrics(labels, lira.score_samples(x, y), fprs=(0.05,), n_bootstrap=0)
-    base = membership_metrics(labels, _fitted("threshold", world).score_samples(x), fprs=(0.05,),
-                              n_bootstrap=0)
+    base = membership_metrics(
+        labels, _fitted("threshold", world).score_samples(x), fprs=(0.05,), n_bootstrap=0
+    )
     assert ours["tpr_at_fpr"]["0.05"] > base["tpr_at_fpr"]["0.05"]
     assert lira.in_mask_.sum(axis=1).tolist() == [4] * 200  # each candidate IN for half
     with pytest.raises(ValueError, match="only the candidates"):
@@ -150,11 +181,11 @@ def test_estimator_conventions(name, world):
     assert params["target"] is world["target"]
     with pytest.raises(Exception, match="not fitted"):
         check_is_fitted(attack)
-    fitted = _fitted({"shokri": "shokri-real", "lira": "lira-offline-local"}.get(name, name),
-                     world)
+    fitted = _fitted({"shokri": "shokri-real", "lira": "lira-offline-local"}.get(name, name), world)
     if isinstance(fitted, LiRA):
-        fitted = fitted.fit(*world["aux"], x_candidates=world["members"][0],
-                            y_candidates=world["members"][1])
+        fitted = fitted.fit(
+            *world["aux"], x_candidates=world["members"][0], y_candidates=world["members"][1]
+        )
     check_is_fitted(fitted)
     # only the threshold attack queries the target to fit (its 100 reference records); the
     # others learn from shadow / reference models alone
@@ -178,10 +209,12 @@ def test_bad_parameters_are_refused_at_fit(world):
         ShokriAttack(world["target"], world["recipe"], shadow_data="fake").fit(*aux)
     with pytest.raises(ValueError, match="even number"):
         LiRA(world["target"], world["recipe"], n_reference=5, mode="online").fit(
-            *aux, x_candidates=aux[0][:5], y_candidates=aux[1][:5])
+            *aux, x_candidates=aux[0][:5], y_candidates=aux[1][:5]
+        )
     with pytest.raises(ValueError, match="2 x 300 records"):
-        MLLeaksAttack(world["target"], world["recipe"], shadow_size=300,
-                      executor="serial").fit(*aux)
+        MLLeaksAttack(world["target"], world["recipe"], shadow_size=300, executor="serial").fit(
+            *aux
+        )
 
 
 class _NoTraining:
@@ -195,10 +228,19 @@ class _NoTraining:
 def test_lira_refuses_a_single_reference_model_per_gaussian(world, mode, n_reference):
     """One model behind a Gaussian leaves it no spread: refused before any training."""
     aux = world["aux"]
-    lira = LiRA(world["target"], _NoTraining(), n_reference=n_reference, mode=mode,
-                global_variance=True, executor="serial")
-    with pytest.raises(ValueError, match=rf"{mode} LiRA needs .*>= {2 if mode == 'offline' else 4}"
-                                         r" reference models \(2 per fitted Gaussian"):
+    lira = LiRA(
+        world["target"],
+        _NoTraining(),
+        n_reference=n_reference,
+        mode=mode,
+        global_variance=True,
+        executor="serial",
+    )
+    with pytest.raises(
+        ValueError,
+        match=rf"{mode} LiRA needs .*>= {2 if mode == 'offline' else 4}"
+        r" reference models \(2 per fitted Gaussian",
+    ):
         lira.fit(*aux, x_candidates=aux[0][:10], y_candidates=aux[1][:10])
 
 
@@ -209,14 +251,31 @@ def test_query_budget_is_enforced(world):
     with pytest.raises(QueryBudgetExceeded, match="150"):
         box(world["aux"][0][:100])
     with pytest.raises(QueryBudgetExceeded, match="made 0 of 5 records"):
-        model_based_synthesis(BlackBox(world["target"], budget=10), 0, 5, (DIM,),
-                              feature_range=(-5.0, 5.0), dtype=np.float32)
+        model_based_synthesis(
+            BlackBox(world["target"], budget=10),
+            0,
+            5,
+            (DIM,),
+            feature_range=(-5.0, 5.0),
+            dtype=np.float32,
+        )
 
 
 def test_model_based_synthesis_reaches_confident_records(world):
     box = BlackBox(world["target"], budget=200_000)
-    x = model_based_synthesis(box, 3, 12, (DIM,), feature_range=(-5.0, 5.0), dtype=np.float32,
-                              k_max=8, k_min=1, conf_min=0.8, n_chains=16, seed=1)
+    x = model_based_synthesis(
+        box,
+        3,
+        12,
+        (DIM,),
+        feature_range=(-5.0, 5.0),
+        dtype=np.float32,
+        k_max=8,
+        k_min=1,
+        conf_min=0.8,
+        n_chains=16,
+        seed=1,
+    )
     proba = world["target"](x)
     assert x.shape == (12, DIM) and x.dtype == np.float32
     assert (proba.argmax(axis=1) == 3).all() and (proba[:, 3] > 0.8).all()
@@ -247,8 +306,16 @@ def test_lira_on_the_reference_cnn():
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (300, 8, 8, 3), dtype=np.uint8)
     y = rng.integers(0, 4, 300)
-    config = {"epochs": 25, "batch_size": 25, "lr": 0.01, "n_classes": 4, "image_size": 8,
-              "conv_channels": [8, 16], "kernel_size": 3, "fc_size": 32}
+    config = {
+        "epochs": 25,
+        "batch_size": 25,
+        "lr": 0.01,
+        "n_classes": 4,
+        "image_size": 8,
+        "conv_channels": [8, 16],
+        "kernel_size": 3,
+        "fc_size": 32,
+    }
     recipe = CnnRecipe(config)
     # Recipe and job must survive pickling to reach worker processes and Ray tasks.
     assert pickle.loads(pickle.dumps(recipe)) == recipe
@@ -258,8 +325,9 @@ def test_lira_on_the_reference_cnn():
     def target(q):
         return np.exp(recipe.predict_log_proba(model, q))
 
-    lira = LiRA(target, recipe, n_reference=4, augment=True, global_variance=True,
-                executor="serial", seed=0)
+    lira = LiRA(
+        target, recipe, n_reference=4, augment=True, global_variance=True, executor="serial", seed=0
+    )
     lira.fit(x[100:], y[100:], x_candidates=x[:100], y_candidates=y[:100])
     assert lira.reference_phi_.shape == (100, 4, 2)
     assert lira.blackbox_.n_queries == 0
@@ -278,12 +346,14 @@ def test_best_threshold_hand_example():
 
 def test_threshold_chosen_on_a_shadow_model(world):
     x, y = world["aux"]
-    answers = train_and_query(world["recipe"], x[:100], y[:100], {"in": x[:100],
-                                                                  "out": x[100:200]}, seed=5)
+    answers = train_and_query(
+        world["recipe"], x[:100], y[:100], {"in": x[:100], "out": x[100:200]}, seed=5
+    )
     shadow_proba = np.exp(np.concatenate([answers["in"], answers["out"]]))
     membership = np.r_[np.ones(100), np.zeros(100)]
     attack = ThresholdAttack(world["target"], signal="entropy").fit(
-        None, membership, shadow_proba=shadow_proba)
+        None, membership, shadow_proba=shadow_proba
+    )
     assert attack.threshold_ < 0  # minus an entropy
     assert attack.blackbox_.n_queries == 0  # the shadow answers cost no target queries
     assert _auc(attack, world, "members", "nonmembers") > 0.7
@@ -300,8 +370,14 @@ def test_mlleaks_data_transferring_from_another_distribution(world):
 
 
 def test_shokri_sorted_probability_features(world):
-    attack = ShokriAttack(world["target"], world["recipe"], n_shadows=2, shadow_size=100,
-                          features="sorted", executor="serial").fit(*world["aux"])
+    attack = ShokriAttack(
+        world["target"],
+        world["recipe"],
+        n_shadows=2,
+        shadow_size=100,
+        features="sorted",
+        executor="serial",
+    ).fit(*world["aux"])
     assert _auc(attack, world, "members", "nonmembers") > 0.7
     with pytest.raises(ValueError, match=r"no attack model for class\(es\) \[11\]"):
         attack.score_samples(world["members"][0][:2], np.array([1, 11]))

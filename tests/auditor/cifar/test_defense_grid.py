@@ -26,15 +26,31 @@ def tiny_zip(make_tiny_cifar_zip):
 
 
 def _job(data, run_dir, settings, **extra):
-    job = dict(data=str(data), run_dir=str(run_dir), settings=settings, train_size=60, seed=0,
-               cnn_config=SMALL, n_shadows=1, attacks=ATTACKS, n_eval=40, shokri_max_iter=5,
-               n_bootstrap=5)  # fmt: skip
+    job = dict(
+        data=str(data),
+        run_dir=str(run_dir),
+        settings=settings,
+        train_size=60,
+        seed=0,
+        cnn_config=SMALL,
+        n_shadows=1,
+        attacks=ATTACKS,
+        n_eval=40,
+        shokri_max_iter=5,
+        n_bootstrap=5,
+    )
     return job | extra
 
 
 def test_settings_sharing_a_model_train_it_once_and_differ_only_in_serving(tiny_zip, tmp_path):
-    rows = evaluate_recipe(**_job(tiny_zip, tmp_path, ["dropout:p=0.5", "dropout:p=0.5+topk:k=1"],
-                                  cache_dir=str(tmp_path / "cache")))  # fmt: skip
+    rows = evaluate_recipe(
+        **_job(
+            tiny_zip,
+            tmp_path,
+            ["dropout:p=0.5", "dropout:p=0.5+topk:k=1"],
+            cache_dir=str(tmp_path / "cache"),
+        )
+    )
     assert [p.name for p in (tmp_path / "targets").iterdir()] == ["n60_dropout_p-0.5"]
     by = {(r["setting"], r["attack"]): r for r in rows}
     assert [r["attack"] for r in rows] == ATTACKS * 2  # two settings x the attacks asked for
@@ -65,17 +81,30 @@ def test_recipe_key_and_slug():
 
 
 def _grid(defenses: list[str]) -> dict:
-    return {"train_size": 100, "seed": 0, "data": "cifar.zip", "cache_dir": None, "cnn": SMALL,
-            "defenses": defenses, "cost_factors": {"dpsgd": 4.5},
-            "table2": {"train_sizes": [100, 200], "defense": "l2:weight_decay=0.01"},
-            "attack": {"n_shadows": 1, "attacks": ATTACKS, "threshold_percentile": 90.0,
-                       "shokri_max_iter": 5, "shokri_features": "class_order"},
-            "eval": {"n_eval": 40, "n_bootstrap": 5}}  # fmt: skip
+    return {
+        "train_size": 100,
+        "seed": 0,
+        "data": "cifar.zip",
+        "cache_dir": None,
+        "cnn": SMALL,
+        "defenses": defenses,
+        "cost_factors": {"dpsgd": 4.5},
+        "table2": {"train_sizes": [100, 200], "defense": "l2:weight_decay=0.01"},
+        "attack": {
+            "n_shadows": 1,
+            "attacks": ATTACKS,
+            "threshold_percentile": 90.0,
+            "shokri_max_iter": 5,
+            "shokri_features": "class_order",
+        },
+        "eval": {"n_eval": 40, "n_bootstrap": 5},
+    }
 
 
 def test_grid_jobs_share_trained_models_and_start_with_the_costliest(tmp_path):
-    config = check_grid_config(_grid(["none", "topk:k=1", "dpsgd:noise_multiplier=1.0",
-                                      "l2:weight_decay=0.01"]))  # fmt: skip
+    config = check_grid_config(
+        _grid(["none", "topk:k=1", "dpsgd:noise_multiplier=1.0", "l2:weight_decay=0.01"])
+    )
     jobs = grid_jobs(config, tmp_path / "run", root=tmp_path)
     assert [(j["train_size"], j["settings"]) for j in jobs] == [
         (100, ["dpsgd:noise_multiplier=1.0"]),  # 100 images x 4.5
@@ -90,11 +119,18 @@ def test_grid_jobs_share_trained_models_and_start_with_the_costliest(tmp_path):
 
 def test_the_goal_is_checked_on_the_max_auc_over_the_attacks():
     def setting(name: str, test_acc: float, auc: float) -> dict:
-        return {"setting": name, "target": {"test_acc": test_acc},
-                "max_auc": {"auc": auc, "attack": "loss"}}  # fmt: skip
+        return {
+            "setting": name,
+            "target": {"test_acc": test_acc},
+            "max_auc": {"auc": auc, "attack": "loss"},
+        }
 
-    summary = [setting("none", 0.50, 0.70), setting("a", 0.48, 0.55), setting("b", 0.46, 0.52),
-               setting("c", 0.50, 0.56)]  # fmt: skip
+    summary = [
+        setting("none", 0.50, 0.70),
+        setting("a", 0.48, 0.55),
+        setting("b", 0.46, 0.52),
+        setting("c", 0.50, 0.56),
+    ]
     goal = {"target": {"max_auc": 0.55, "max_acc_drop": 0.03}}
     assert [m["setting"] for m in target_met(summary, goal)] == ["a"]
     assert target_met(summary[1:], goal) == []  # the baseline has not finished yet

@@ -27,8 +27,7 @@ from models.privacy.registry import UnknownDefenseError
 from models.vision.train import train_cnn
 
 torch.set_num_threads(1)
-SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 10, "batch_size": 16,
-         "num_threads": 1}  # fmt: skip
+SMALL = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 10, "batch_size": 16, "num_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,9 @@ def tiny_zip(make_tiny_cifar_zip):
 
 def test_defense_settings_map_specs_to_configs():
     assert defense_settings("l2:weight_decay=0.01", {"epochs": 2}) == (
-        {"epochs": 2, "weight_decay": 0.01}, None)  # fmt: skip
+        {"epochs": 2, "weight_decay": 0.01},
+        None,
+    )
     assert defense_settings("dropout:p=0.3")[0] == {"dropout": 0.3}
     assert defense_settings("dpsgd")[0]["dpsgd"]["delta"] == 1e-5
     assert defense_settings("topk:k=2") == ({}, {"name": "topk", "k": 2})
@@ -63,8 +64,17 @@ def target_dirs(tiny_zip, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     out = {}
     for name, spec in (("none", None), ("topk", "topk:k=1"), ("advreg", "advreg:lam=1.0")):
-        train_target(tiny_zip, root / name, train_size=60, seed=0, cnn_config=SMALL,
-                     n_shadow_pool=120, cache_dir=cache, progress=False, defense=spec)  # fmt: skip
+        train_target(
+            tiny_zip,
+            root / name,
+            train_size=60,
+            seed=0,
+            cnn_config=SMALL,
+            n_shadow_pool=120,
+            cache_dir=cache,
+            progress=False,
+            defense=spec,
+        )
         out[name] = root / name
     return out, cache
 
@@ -96,8 +106,9 @@ def test_advreg_shadows_learn_from_a_reference_outside_their_training_data(
     t = load_target(dirs["advreg"], cache_dir=cache, progress=False)
     ref = t.split["shadow_reference"]
     assert len(ref) == len(t.split["defender_reference"]) == 12  # as the target's
-    assert not np.isin(ref, np.concatenate([v for k, v in t.split.items()
-                                            if k != "shadow_reference"])).any()  # fmt: skip
+    assert not np.isin(
+        ref, np.concatenate([v for k, v in t.split.items() if k != "shadow_reference"])
+    ).any()
     recipe = shadow_recipe(t)
     np.testing.assert_array_equal(recipe.reference[0], t.x[ref])
     seen = {}
@@ -120,14 +131,36 @@ def test_attack_suite_shares_shadows_and_reports_every_attack(target_dirs):
     x_eval, y_eval, membership = evaluation_records(target, None, 0)
     shadows = train_shadows(target, shadow_recipe(target), 2, seed=0, x_eval=x_eval)
     assert len(shadows.answers) == 2
-    assert set(shadows.answers[0]) == {"in", "out", "eval", "in_mirror", "out_mirror", "eval_mirror"}
-    results = attack_suite(target, shadows, attacks=ATTACK_NAMES, seed=0, x_eval=x_eval,
-                           y_eval=y_eval, membership=membership, n_bootstrap=0)  # fmt: skip
+    assert set(shadows.answers[0]) == {
+        "in",
+        "out",
+        "eval",
+        "in_mirror",
+        "out_mirror",
+        "eval_mirror",
+    }
+    results = attack_suite(
+        target,
+        shadows,
+        attacks=ATTACK_NAMES,
+        seed=0,
+        x_eval=x_eval,
+        y_eval=y_eval,
+        membership=membership,
+        n_bootstrap=0,
+    )
     assert set(results) == {*ATTACK_NAMES, "max_auc_attack"}
     assert results["loss"]["auc"] > 0.6  # random labels: memorised members leak
-    one_hot = attack_suite(dataclasses.replace(target, serving={"name": "label_only"}), shadows,
-                           attacks=["threshold", "loss"], seed=0, x_eval=x_eval, y_eval=y_eval,
-                           membership=membership, n_bootstrap=0)  # fmt: skip
+    one_hot = attack_suite(
+        dataclasses.replace(target, serving={"name": "label_only"}),
+        shadows,
+        attacks=["threshold", "loss"],
+        seed=0,
+        x_eval=x_eval,
+        y_eval=y_eval,
+        membership=membership,
+        n_bootstrap=0,
+    )
     assert set(one_hot) == {"threshold", "loss", "max_auc_attack"}  # only the attacks asked for
     assert one_hot["threshold"]["auc"] == 0.5  # a constant max posterior says nothing
     assert one_hot["max_auc_attack"] == "loss"
@@ -162,15 +195,23 @@ def hand_world():
     x = np.zeros((8, 1, 2, 3), np.uint8)  # (n, H, W, 3)
     x[:, 0, 0, 0] = np.round(np.array(z) * 10 + 100)
     x[:, 0, 1, 0] = np.round(np.array(z_mirror) * 10 + 100)
-    split = {"target_members": np.array([0, 1]), "target_nonmembers": np.array([2, 3]),
-             "shadow_pool": np.arange(4, 8)}  # fmt: skip
+    split = {
+        "target_members": np.array([0, 1]),
+        "target_nonmembers": np.array([2, 3]),
+        "shadow_pool": np.arange(4, 8),
+    }
     target = CifarTarget(_PixelLogit(), x, np.ones(8, int), split, ("a", "b"), {})
     answers = [
-        {"in": _log_p([2.5, 2.5]), "out": _log_p([0.5, 0.5]), "eval": _log_p([r] * 4),
-         "in_mirror": _log_p([2.5, 2.5]), "out_mirror": _log_p([0.5, 0.5]),
-         "eval_mirror": _log_p([r, r + 3.5, r, r])}
+        {
+            "in": _log_p([2.5, 2.5]),
+            "out": _log_p([0.5, 0.5]),
+            "eval": _log_p([r] * 4),
+            "in_mirror": _log_p([2.5, 2.5]),
+            "out_mirror": _log_p([0.5, 0.5]),
+            "eval_mirror": _log_p([r, r + 3.5, r, r]),
+        }
         for r in (0.0, 2.0)
-    ]  # fmt: skip
+    ]
     splits = [(np.array([0, 1]), np.array([2, 3]))] * 2
     shadows = Shadows(splits, answers, [1, 2], ["", ""], 0.0)
     return target, shadows, x[:4], np.ones(4, int), np.array([1, 1, 0, 0])
@@ -179,8 +220,16 @@ def hand_world():
 def test_attack_suite_on_a_hand_computed_example(hand_world):
     target, shadows, x_eval, y_eval, membership = hand_world
     attacks = ["loss", "lira", "loss_mirror", "lira_mirror"]
-    res = attack_suite(target, shadows, attacks=attacks, seed=0, x_eval=x_eval, y_eval=y_eval,
-                       membership=membership, n_bootstrap=0)  # fmt: skip
+    res = attack_suite(
+        target,
+        shadows,
+        attacks=attacks,
+        seed=0,
+        x_eval=x_eval,
+        y_eval=y_eval,
+        membership=membership,
+        n_bootstrap=0,
+    )
     # loss: scores 3, 0 | 2, 0.5: one member above both non-members, one below: AUC 1/2;
     # threshold 2.5 (separates the shadows' 2.5 from 0.5): calls 1, 0 | 0, 0: 3 of 4 right.
     assert (res["loss"]["auc"], res["loss"]["accuracy"]) == (0.5, 0.75)
@@ -213,10 +262,15 @@ def test_replay_executor_refuses_other_training_data(target_dirs):
     dirs, cache = target_dirs
     target = load_target(dirs["none"], cache_dir=cache, progress=False)
     x_eval, _, _ = evaluation_records(target, 10, 0)
-    shadows = train_shadows(target, CnnRecipe(dict(target.info["config"])), 1, seed=0,
-                            x_eval=x_eval)  # fmt: skip
-    job = {"x_train": x_eval, "y_train": np.zeros(len(x_eval), int), "queries": {"in": x_eval},
-           "seed": shadows.seeds[0]}  # fmt: skip
+    shadows = train_shadows(
+        target, CnnRecipe(dict(target.info["config"])), 1, seed=0, x_eval=x_eval
+    )
+    job = {
+        "x_train": x_eval,
+        "y_train": np.zeros(len(x_eval), int),
+        "queries": {"in": x_eval},
+        "seed": shadows.seeds[0],
+    }
     with pytest.raises(ValueError, match="differ"):
         ReplayExecutor(shadows).map(None, [job])
     with pytest.raises(ValueError, match="seed"):
@@ -224,11 +278,26 @@ def test_replay_executor_refuses_other_training_data(target_dirs):
 
 
 def test_cli_train_target_with_a_defense(tiny_zip, tmp_path):
-    args = ["cifar", "train-target", "--data", str(tiny_zip), "--train-size", "60", "--seed",
-            "0", "--epochs", "1", "--batch-size", "16", "--cache-dir", str(tmp_path / "c"),
-            "--quiet"]  # fmt: skip
-    ok = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "t"),
-                                   "--defense", "dpsgd:noise_multiplier=2.0"])  # fmt: skip
+    args = [
+        "cifar",
+        "train-target",
+        "--data",
+        str(tiny_zip),
+        "--train-size",
+        "60",
+        "--seed",
+        "0",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--quiet",
+    ]
+    ok = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "t"), "--defense", "dpsgd:noise_multiplier=2.0"]
+    )
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.output[ok.output.index("{") :])
     assert summary["defense"] == "dpsgd:noise_multiplier=2.0" and summary["epsilon"] > 0

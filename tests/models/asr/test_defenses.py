@@ -64,8 +64,11 @@ def test_combinations_merge_training_overrides_and_take_the_serving_output():
     ("spec", "error", "match"),
     [
         ("gradient_masking", UnknownDefenseError, "unknown defense 'gradient_masking'"),
-        ("l2+transcript_only", UnknownDefenseError, "'transcript_only' is an old name: write "
-                                                    "'label_only'"),
+        (
+            "l2+transcript_only",
+            UnknownDefenseError,
+            "'transcript_only' is an old name: write 'label_only'",
+        ),
         ("stacking", ValueError, "not available on the voice path"),
         ("augment+l2", ValueError, "'augment' is not available on the voice path"),
         ("topk+rounding", ValueError, "at most one serving defense"),
@@ -175,8 +178,12 @@ def test_dpsgd_epsilon_group_norm_and_round_trip(tone_corpus, tmp_path):
     assert "not per frame (a 10 ms frame is in up to 11 windows)" in covers
     assert "not per speaker" in covers
     not_covered = " | ".join(dp["not_covered"])
-    for item in ("CMVN statistics", "HMM state priors", "HMM transition probabilities",
-                 "phone bigram LM"):  # fmt: skip
+    for item in (
+        "CMVN statistics",
+        "HMM state priors",
+        "HMM transition probabilities",
+        "phone bigram LM",
+    ):
         assert item in not_covered
     eps = [e["epsilon"] for e in report["epochs"]]
     assert eps == sorted(eps) and eps[-1] == pytest.approx(dp["epsilon"])  # grows per epoch

@@ -83,8 +83,19 @@ def test_text_to_phones48_rejects_text_without_speech():
         espeak.text_to_phones48("hello", voice="de")
 
 
-@pytest.mark.parametrize("voice", ["en-us", "en-us-nyc", "en", "en-gb-x-rp", "en-gb-scotland", "en-029",
-                                   "en-gb-x-gbclan", "en-gb-x-gbcwmd"])  # fmt: skip
+@pytest.mark.parametrize(
+    "voice",
+    [
+        "en-us",
+        "en-us-nyc",
+        "en",
+        "en-gb-x-rp",
+        "en-gb-scotland",
+        "en-029",
+        "en-gb-x-gbclan",
+        "en-gb-x-gbcwmd",
+    ],
+)
 def test_grammar_vocabulary_maps_for_every_voice(voice):
     words = {w for fillers in SLOTS.values() for f in fillers for w in f.split()}
     words |= {w.strip(".,?!") for t in TEMPLATES for w in t.split() if "{" not in w}

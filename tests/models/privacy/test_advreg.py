@@ -124,10 +124,23 @@ def test_cifar_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch):
     monkeypatch.setattr(vision, "build_cnn", build_recorded)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
-    cfg = {"conv_channels": [4, 8], "fc_size": 16, "epochs": 1, "batch_size": 16,
-           "dropout": 0.5, "advreg": {"lam": 1.0, "k_steps": 2}}  # fmt: skip
-    vision.train_cnn(x[:30], rng.integers(0, 10, 30), cfg, seed=0, x_ref=x[30:],
-                     y_ref=rng.integers(0, 10, 10), progress=False)  # fmt: skip
+    cfg = {
+        "conv_channels": [4, 8],
+        "fc_size": 16,
+        "epochs": 1,
+        "batch_size": 16,
+        "dropout": 0.5,
+        "advreg": {"lam": 1.0, "k_steps": 2},
+    }
+    vision.train_cnn(
+        x[:30],
+        rng.integers(0, 10, 30),
+        cfg,
+        seed=0,
+        x_ref=x[30:],
+        y_ref=rng.integers(0, 10, 10),
+        progress=False,
+    )
     assert seen["max_steps"] == 2  # one per batch of 16 (30 records)
     assert len(seen["inputs"]) == 2 * 2 * 2  # 2 batches x 2 steps x (members, references)
     _assert_eval_mode_inputs(seen, forwards)
@@ -143,8 +156,10 @@ def test_voice_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch, 
 
     torch.manual_seed(0)
     corpus = make_tone_corpus(tmp_path, speakers=2, utts_per_speaker=4, seed=0)
-    cfg = merge_config(resolve_config(TONE_CONFIG),
-                       voice_defense("advreg:lam=1,warmup_epochs=0+dropout:p=0.5").config)
+    cfg = merge_config(
+        resolve_config(TONE_CONFIG),
+        voice_defense("advreg:lam=1,warmup_epochs=0+dropout:p=0.5").config,
+    )
     _, train, dev, _, cmvn, _, _, ref = _load_data(corpus, cfg, 0, None, False)
     trainer = _FrameTrainer(train, dev, cfg, 0, cmvn, ref)
     forwards: list = []

@@ -34,9 +34,15 @@ def test_clips_per_sample_gradients_without_noise():
     net = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
     loader = DataLoader(_data(), batch_size=16)
     c = 0.01
-    dp = make_private(net, torch.optim.SGD(net.parameters(), lr=0.1), loader,
-                      noise_multiplier=0.0, max_grad_norm=c, seed=0,
-                      poisson_sampling=False)  # fmt: skip
+    dp = make_private(
+        net,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        loader,
+        noise_multiplier=0.0,
+        max_grad_norm=c,
+        seed=0,
+        poisson_sampling=False,
+    )
     xb, yb = next(iter(dp.data_loader))
     loss = nn.functional.cross_entropy(dp.module(xb), yb)
     loss.backward()
@@ -55,9 +61,14 @@ def test_clips_per_sample_gradients_without_noise():
 def test_epsilon_is_finite_and_grows_with_steps():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(8, 3))
-    dp = make_private(net, torch.optim.SGD(net.parameters(), lr=0.1),
-                      DataLoader(_data(), batch_size=16), noise_multiplier=1.0,
-                      max_grad_norm=1.0, seed=0)  # fmt: skip
+    dp = make_private(
+        net,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        DataLoader(_data(), batch_size=16),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        seed=0,
+    )
     assert epsilon(dp.engine, 1e-5) == 0.0
     eps = []
     for _ in range(2):
@@ -77,9 +88,15 @@ def test_noise_changes_the_update():
         torch.manual_seed(0)
         net = nn.Linear(8, 3)
         before = net.weight.detach().clone()
-        dp = make_private(net, torch.optim.SGD(net.parameters(), lr=0.1),
-                          DataLoader(_data(), batch_size=64), noise_multiplier=noise,
-                          max_grad_norm=1.0, seed=1, poisson_sampling=False)  # fmt: skip
+        dp = make_private(
+            net,
+            torch.optim.SGD(net.parameters(), lr=0.1),
+            DataLoader(_data(), batch_size=64),
+            noise_multiplier=noise,
+            max_grad_norm=1.0,
+            seed=1,
+            poisson_sampling=False,
+        )
         xb, yb = next(iter(dp.data_loader))
         nn.functional.cross_entropy(dp.module(xb), yb).backward()
         dp.optimizer.step()
@@ -93,9 +110,13 @@ def test_batchnorm_is_fixed_and_reported():
     fixed, changed = fix_module(net)
     assert changed and not any(isinstance(m, nn.BatchNorm1d) for m in fixed.modules())
     with pytest.raises(ValueError, match="optimizer_factory"):
-        make_private(net, torch.optim.SGD(net.parameters(), lr=0.1),
-                     DataLoader(_data(), batch_size=16), noise_multiplier=1.0,
-                     max_grad_norm=1.0)  # fmt: skip
+        make_private(
+            net,
+            torch.optim.SGD(net.parameters(), lr=0.1),
+            DataLoader(_data(), batch_size=16),
+            noise_multiplier=1.0,
+            max_grad_norm=1.0,
+        )
     dp = make_private(
         net,
         None,
@@ -158,9 +179,14 @@ def test_full_batch_epsilon_matches_the_exact_gaussian_composition(sigma, steps,
     torch.manual_seed(0)
     net = nn.Linear(8, 3)
     data = _data(n=16)
-    dp = make_private(net, torch.optim.SGD(net.parameters(), lr=0.1),
-                      DataLoader(data, batch_size=len(data)), noise_multiplier=sigma,
-                      max_grad_norm=1.0, seed=0)  # fmt: skip
+    dp = make_private(
+        net,
+        torch.optim.SGD(net.parameters(), lr=0.1),
+        DataLoader(data, batch_size=len(data)),
+        noise_multiplier=sigma,
+        max_grad_norm=1.0,
+        seed=0,
+    )
     for _ in range(steps):
         xb, yb = next(iter(dp.data_loader))
         assert len(xb) == len(data)  # q = 1: the whole training set in every batch
@@ -199,12 +225,18 @@ def test_subsampled_epsilon_matches_published_values():
 
 def test_guarantee_states_what_epsilon_covers():
     g = guarantee(1.5, 1e-7, 10**6, "per training image (record-level)", ["the CMVN statistics"])
-    assert g == {"epsilon": 1.5, "delta": 1e-7, "n_records": 10**6, "accountant": ACCOUNTANT,
-                 "epsilon_covers": "per training image (record-level)",
-                 "not_covered": ["the CMVN statistics"]}  # fmt: skip
+    assert g == {
+        "epsilon": 1.5,
+        "delta": 1e-7,
+        "n_records": 10**6,
+        "accountant": ACCOUNTANT,
+        "epsilon_covers": "per training image (record-level)",
+        "not_covered": ["the CMVN statistics"],
+    }
     text = describe_guarantee(g)
     assert text.startswith("DP-SGD: epsilon 1.5 at delta 1e-07 (rdp accountant, n = 1000000")
     assert "covers: per training image (record-level)" in text
-    assert text.endswith("not covered (learnt from the training data without noise): "
-                         "the CMVN statistics")  # fmt: skip
+    assert text.endswith(
+        "not covered (learnt from the training data without noise): the CMVN statistics"
+    )
     assert "not covered" not in describe_guarantee(g | {"not_covered": []})

@@ -15,8 +15,18 @@ from models.privacy.registry import (
 
 
 def test_every_defense_has_a_stage_and_paths():
-    required = {"none", "l2", "dropout", "topk", "rounding", "label_only", "stacking", "advreg",
-                "dpsgd", "augment"}  # fmt: skip
+    required = {
+        "none",
+        "l2",
+        "dropout",
+        "topk",
+        "rounding",
+        "label_only",
+        "stacking",
+        "advreg",
+        "dpsgd",
+        "augment",
+    }
     assert required <= set(DEFENSES)
     for spec in DEFENSES.values():
         assert spec.stage in STAGES and spec.paths and spec.doc
@@ -33,7 +43,9 @@ def test_one_name_per_defense_and_defaults():
         with pytest.raises(UnknownDefenseError, match=f"'{old}' is an old name: write '{new}'"):
             get_defense(old)
     assert parse_defense("dpsgd") == (
-        "dpsgd", {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5})  # fmt: skip
+        "dpsgd",
+        {"noise_multiplier": 1.0, "max_grad_norm": 1.0, "delta": 1e-5},
+    )
 
 
 def test_parse_types_values_against_defaults():
@@ -75,7 +87,9 @@ def test_check_path():
 
 def test_combinations_parse_part_by_part():
     assert parse_defenses("dropout:p=0.5+augment:crop=2") == [
-        ("dropout", {"p": 0.5}), ("augment", {"flip": True, "crop": 2})]  # fmt: skip
+        ("dropout", {"p": 0.5}),
+        ("augment", {"flip": True, "crop": 2}),
+    ]
     assert parse_defenses("l2") == [("l2", {"weight_decay": 0.001})]
     with pytest.raises(ValueError, match="one defense expected"):
         parse_defense("l2+dropout")  # a single-defense reader refuses combinations
@@ -108,7 +122,9 @@ def test_advreg_with_dpsgd_is_refused_because_its_inference_model_has_no_privacy
 
 def test_split_serving_separates_the_trained_part_from_the_served_part():
     assert split_serving("dropout:p=0.5+l2+rounding:decimals=2") == (
-        "dropout:p=0.5+l2", {"name": "rounding", "decimals": 2})  # fmt: skip
+        "dropout:p=0.5+l2",
+        {"name": "rounding", "decimals": 2},
+    )
     assert split_serving("label_only") == ("none", {"name": "label_only"})
     assert split_serving("none") == ("none", None)
     assert split_serving("augment") == ("augment", None)
@@ -116,7 +132,10 @@ def test_split_serving_separates_the_trained_part_from_the_served_part():
 
 def test_describe_names_params_and_stages():
     assert describe("l2:weight_decay=0.01") == {
-        "name": "l2", "params": {"weight_decay": 0.01}, "stage": "train"}  # fmt: skip
+        "name": "l2",
+        "params": {"weight_decay": 0.01},
+        "stage": "train",
+    }
     assert describe("rounding")["stage"] == "serve"
     combo = describe("dropout:p=0.5+stacking+topk:k=1")
     assert combo["name"] == "dropout+stacking+topk" and combo["stage"] == "train+model+serve"

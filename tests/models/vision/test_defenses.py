@@ -64,8 +64,9 @@ def test_dpsgd_checkpoint_round_trip(data, tmp_path):
     model, _ = train_cnn(x, y, cfg, seed=1, progress=False)
     save_cnn(model, cfg, tmp_path / "ck")
     assert read_cnn_json(tmp_path / "ck")["config"]["dpsgd"]["max_grad_norm"] == 1.0
-    np.testing.assert_allclose(predict_proba(load_cnn(tmp_path / "ck"), x[:5]),
-                               predict_proba(model, x[:5]))  # fmt: skip
+    np.testing.assert_allclose(
+        predict_proba(load_cnn(tmp_path / "ck"), x[:5]), predict_proba(model, x[:5])
+    )
 
 
 def test_advreg_needs_an_outside_reference_plays_the_game_and_lam_matters(data):
@@ -74,8 +75,10 @@ def test_advreg_needs_an_outside_reference_plays_the_game_and_lam_matters(data):
     with pytest.raises(ValueError, match="advreg needs x_ref, y_ref"):
         train_cnn(x, y, cfg, seed=0, progress=False)  # nothing is carved out of x
     rng = np.random.default_rng(1)
-    ref = {"x_ref": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
-           "y_ref": rng.integers(0, 10, 10)}  # fmt: skip
+    ref = {
+        "x_ref": rng.integers(0, 256, (10, 32, 32, 3), dtype=np.uint8),
+        "y_ref": rng.integers(0, 10, 10),
+    }
     m0, h0 = train_cnn(x, y, cfg, seed=0, progress=False, **ref)
     assert h0["n_ref"] == 10 and h0["n_train"] == 96 and len(h0["attack_gain"]) == 2
     cfg["advreg"]["lam"] = 5.0
@@ -128,8 +131,11 @@ def test_augment_batch_mirrors_and_shifts_each_image_within_the_padding():
     assert cropped.shape == xb.shape
     for i in range(2):  # a shifted window of the zero-padded image: find the offset
         padded = torch.nn.functional.pad(xb[i], (2, 2, 2, 2))
-        assert any(torch.equal(cropped[i], padded[:, dy : dy + 4, dx : dx + 5])
-                   for dy in range(5) for dx in range(5))  # fmt: skip
+        assert any(
+            torch.equal(cropped[i], padded[:, dy : dy + 4, dx : dx + 5])
+            for dy in range(5)
+            for dx in range(5)
+        )
     again = augment_batch(xb, True, 2, torch.Generator().manual_seed(1))
     assert torch.equal(again, augment_batch(xb, True, 2, torch.Generator().manual_seed(1)))
 
