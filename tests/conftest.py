@@ -6,6 +6,10 @@ with alignments (readers, manifests, recognizer, device, auditor) reuse it.
 ``tiny_recipe``: the recognizer config of every tiny test model (mechanics, not accuracy).
 ``amqtt_broker``: one embedded amqtt broker per session, shared by device and auditor tests.
 ``make_tiny_cifar_zip``: random CIFAR-shaped class-folder zips for the image-path tests.
+
+The ``slow`` tier (left out by ``make test-fast``, run by ``make test``): every test that talks
+to a real broker (a fixture of :data:`BROKER_FIXTURES`), plus the tests marked ``slow`` in their
+modules (recipe runs, headless Chromium, Ray, subprocess CLIs, long CNN trainings).
 """
 
 from __future__ import annotations
@@ -14,6 +18,16 @@ from pathlib import Path
 
 import pytest
 
+#: Fixtures that start or use a real MQTT broker: a test using one is in the slow tier.
+BROKER_FIXTURES = {
+    "amqtt_broker",
+    "mosquitto",
+    "device_on_mosquitto",
+    "device_on_amqtt",
+    "tiny_device",
+    "tiny_audit_run",
+    "amqtt_url",
+}
 TINY_SYNTH = {"n_speakers": 4, "utterances_per_speaker": 4, "seed": 7}
 
 #: Small and quick: the tests check mechanics (serving, records, reports), not accuracy.
@@ -78,3 +92,10 @@ def make_tiny_cifar_zip(tmp_path_factory):
         return made[n_train, n_test]
 
     return make
+
+
+def pytest_collection_modifyitems(items):
+    """Mark every test that uses a broker fixture ``slow`` (module docstring)."""
+    for item in items:
+        if BROKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

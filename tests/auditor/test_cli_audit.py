@@ -2,10 +2,13 @@
 
 import json
 
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from auditor.cli import main
+
+pytestmark = pytest.mark.slow  # the auditor CLI against a served device
 
 
 def test_shadow_command_reuses_the_cached_shadows(

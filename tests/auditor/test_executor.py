@@ -23,6 +23,7 @@ def test_serial_runs_in_order_and_names_failures():
         executor.map(round, [{"number": 1.0}, {"number": "x"}])
 
 
+@pytest.mark.slow  # spawns worker processes
 def test_local_processes_keep_order_and_limit_threads():
     executor = get_executor("local", max_workers=2, threads_per_worker=1)
     assert executor.map(round, JOBS) == EXPECTED
@@ -56,6 +57,7 @@ def test_bad_arguments_are_refused():
         get_executor("local", threads_per_worker=0)
 
 
+@pytest.mark.slow  # starts a local Ray instance
 def test_ray_local_instance_runs_jobs():
     import ray
 

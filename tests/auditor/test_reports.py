@@ -41,6 +41,7 @@ def test_reports_cover_every_user(tiny_audit_run, tiny_roles):
     assert "bootstrap over the evaluated users only" in page and "training runs" in page
 
 
+@pytest.mark.slow  # headless Chromium (also: a broker fixture)
 def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):
     summary = write_reports(tiny_audit_run)
     cmd = [

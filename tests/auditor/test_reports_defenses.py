@@ -5,11 +5,15 @@ from __future__ import annotations
 import shutil
 import subprocess
 
+import pytest
+
 from auditor.defense_summary import DEFENSES_JSON, read_defense_summary, write_defense_summary
 from auditor.plots import plot_privacy_utility
 from auditor.reports import write_reports
 
 from .test_reports import _chromium
+
+pytestmark = pytest.mark.slow  # headless Chromium
 
 
 def _attack(auc: float) -> dict:

@@ -69,6 +69,7 @@ def test_cached_shadows_are_reused_and_changes_retrain(
     assert json.loads((three[2].path / "shadow.json").read_text())["seed"] == 3
 
 
+@pytest.mark.slow  # starts a local Ray instance
 def test_shadows_train_on_a_local_ray_instance(tiny_manifest, tiny_roles, tiny_recipe, tmp_path):
     import ray
 

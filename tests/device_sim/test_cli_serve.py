@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 from click.testing import CliRunner
 
 from device_sim.cli import main
 from device_sim.protocol import encode_audio
+
+pytestmark = pytest.mark.slow  # the device CLI in subprocesses, with brokers
 
 
 def test_serve_query_collect_and_sigterm(tiny_checkpoint, speech, tmp_path):

@@ -26,6 +26,7 @@ def _run(code: str, **env) -> str:
     return out.stdout.strip()
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch per case
 @pytest.mark.skipif(not HAS_AVX2, reason="the pin selects AVX2 paths; this CPU has no AVX2")
 @pytest.mark.parametrize("package", ["models", "auditor", "device_sim"])
 def test_importing_a_project_package_pins_torch_to_avx2(package):

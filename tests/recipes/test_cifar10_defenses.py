@@ -12,6 +12,8 @@ from auditor.config import load_config
 
 from .conftest import RECIPES, run_recipe
 
+pytestmark = pytest.mark.slow  # runs the recipe in a subprocess
+
 RECIPE = "cifar10_defenses"
 ATTACKS = ["shokri", "loss", "threshold", "loss_mirror"]  # the config's: one shadow, no LiRA
 MAX_AUC = "max AUC over attacks (upper bound: picked with the evaluation labels)"

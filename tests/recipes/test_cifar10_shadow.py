@@ -9,6 +9,8 @@ import yaml
 
 from .conftest import run_recipe
 
+pytestmark = pytest.mark.slow  # runs the recipe in a subprocess
+
 RECIPE = "cifar10_shadow"
 ATTACKS = ["shokri", "mlleaks", "threshold", "lira"]
 

@@ -14,6 +14,8 @@ from sklearn.metrics import roc_auc_score
 from auditor.config import load_config
 from auditor.pipeline import AUDIT_CONFIG
 
+pytestmark = pytest.mark.slow  # runs the recipe in a subprocess
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "timit_user_audit" / "run.py"
 #: Smaller than the shared config's ``quick`` section (``auditor demo --quick``): a 1-minute run.
 SMOKE = [

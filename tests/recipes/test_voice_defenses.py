@@ -14,6 +14,8 @@ from auditor.voice_defenses import closest_to_chance
 
 from .test_timit_user_audit import assert_attacks_match_users
 
+pytestmark = pytest.mark.slow  # runs the recipe in a subprocess
+
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "voice_defenses" / "run.py"
 
 

@@ -146,6 +146,7 @@ ATTACK_CASES = [
 ]
 
 
+@pytest.mark.slow  # trains shadow CNNs per attack
 @pytest.mark.parametrize("name", ATTACK_CASES)
 def test_attack_finds_members_of_overfit_target_and_nothing_in_unseen_data(name, world):
     attack = _fitted(name, world)
