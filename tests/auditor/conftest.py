@@ -120,3 +120,45 @@ def features_computed(monkeypatch) -> list[tuple[str, dict, dict]]:
 
     monkeypatch.setattr(auditor.audit, "utterance_features", spy)
     return seen
+
+
+@pytest.fixture
+def audit_cli_args(tiny_roles, tiny_manifest, tiny_shadows, tiny_target, tmp_path):
+    """``auditor audit`` arguments for the tiny world against ``(device_id, broker)``: a users
+    file from ``tiny_roles``, one audio per user, a tiny forest and bootstrap; the run goes to
+    ``tmp_path / "run"``."""
+    users = tmp_path / "users.json"
+    users.write_text(
+        json.dumps({"members": tiny_roles["member"], "nonmembers": tiny_roles["nonmember"]})
+    )
+
+    def args(device_id: str, broker: str) -> list[str]:
+        return [
+            "audit",
+            "--device-id",
+            device_id,
+            "--broker",
+            broker,
+            "--users",
+            str(users),
+            "--manifest",
+            str(tiny_manifest),
+            "--shadows",
+            str(tiny_shadows[0].path.parent),
+            "--target-data",
+            str(tiny_target / "data.json"),
+            "--out",
+            str(tmp_path / "run"),
+            "--audios-per-user",
+            "1",
+            "--users-sweep",
+            "2",
+            "--audios-sweep",
+            "1",
+            "--n-estimators",
+            "10",
+            "--n-bootstrap",
+            "20",
+        ]
+
+    return args

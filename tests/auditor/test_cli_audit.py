@@ -41,42 +41,10 @@ def test_shadow_command_reuses_the_cached_shadows(
     assert {p: p.stat().st_mtime for p in before} == before  # nothing retrained
 
 
-def test_audit_and_report_commands(
-    tiny_shadows, tiny_manifest, tiny_roles, tiny_target, tiny_device, tmp_path
-):
+def test_audit_and_report_commands(tiny_device, tiny_roles, audit_cli_args, tmp_path):
     broker, device_id = tiny_device
-    users = tmp_path / "users.json"
-    users.write_text(
-        json.dumps({"members": tiny_roles["member"], "nonmembers": tiny_roles["nonmember"]})
-    )
     out = tmp_path / "run"
-    args = [
-        "audit",
-        "--device-id",
-        device_id,
-        "--broker",
-        broker,
-        "--users",
-        str(users),
-        "--manifest",
-        str(tiny_manifest),
-        "--shadows",
-        str(tiny_shadows[0].path.parent),
-        "--target-data",
-        str(tiny_target / "data.json"),
-        "--out",
-        str(out),
-        "--audios-per-user",
-        "1",
-        "--users-sweep",
-        "2",
-        "--audios-sweep",
-        "1",
-        "--n-estimators",
-        "10",
-        "--n-bootstrap",
-        "20",
-    ]
+    args = audit_cli_args(device_id, broker)
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "unseen audios, random_forest" in result.output
@@ -88,6 +56,7 @@ def test_audit_and_report_commands(
     assert CliRunner().invoke(main, ["report", str(out)]).exit_code == 0
     bad = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert bad.exit_code != 0 and "metrics.json: missing" in bad.output
+    users = tmp_path / "users.json"  # written by audit_cli_args
     users.write_text(json.dumps({"members": ["GHOST"], "nonmembers": tiny_roles["nonmember"]}))
     unknown = CliRunner().invoke(main, args)
     assert unknown.exit_code != 0 and "GHOST" in unknown.output

@@ -135,43 +135,14 @@ def test_audit_command_sees_the_shadows_through_the_devices_policy(
     amqtt_url,
     tmp_path,
     features_computed,
+    audit_cli_args,
 ):
     from auditor.cli import main
     from device_sim.server import DeviceServer
     from models.asr.recognizer import load_recognizer
 
-    users = tmp_path / "users.json"
-    users.write_text(
-        json.dumps({"members": tiny_roles["member"], "nonmembers": tiny_roles["nonmember"]})
-    )
     out = tmp_path / "run"
-    args = [
-        "audit",
-        "--device-id",
-        "cli-hard",
-        "--broker",
-        amqtt_url,
-        "--users",
-        str(users),
-        "--manifest",
-        str(tiny_manifest),
-        "--shadows",
-        str(tiny_shadows[0].path.parent),
-        "--target-data",
-        str(tiny_target / "data.json"),
-        "--out",
-        str(out),
-        "--audios-per-user",
-        "1",
-        "--users-sweep",
-        "2",
-        "--audios-sweep",
-        "1",
-        "--n-estimators",
-        "10",
-        "--n-bootstrap",
-        "20",
-    ]
+    args = audit_cli_args("cli-hard", amqtt_url)
     with DeviceServer(
         load_recognizer(tiny_target),
         "cli-hard",
