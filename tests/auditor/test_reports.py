@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -41,9 +42,8 @@ def test_reports_cover_every_user(tiny_audit_run, tiny_roles):
     assert "bootstrap over the evaluated users only" in page and "training runs" in page
 
 
-@pytest.mark.slow  # headless Chromium (also: a broker fixture)
-def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):
-    summary = write_reports(tiny_audit_run)
+def chromium_dom(page: Path, profile: Path) -> str:
+    """The DOM of ``page`` after load, from headless Chromium with no network chatter."""
     cmd = [
         _chromium(),
         "--headless",
@@ -53,11 +53,17 @@ def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):
         "--disable-component-update",
         "--disable-sync",
         "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--user-data-dir={profile}",
         "--virtual-time-budget=5000",
         "--dump-dom",
-        summary.as_uri(),
+        page.as_uri(),
     ]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
+
+
+@pytest.mark.slow  # headless Chromium (also: a broker fixture)
+def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):
+    summary = write_reports(tiny_audit_run)
     # the DOM after load, with each image's natural width written into the page by a script
     page = summary.read_text()
     probe = tmp_path / "probe.html"
@@ -71,8 +77,7 @@ def test_summary_renders_table_and_images_in_chromium(tiny_audit_run, tmp_path):
     (tmp_path / "users").symlink_to(summary.parent / "users")
     for png in summary.parent.glob("*.png"):
         (tmp_path / png.name).symlink_to(png)
-    cmd[-1] = probe.as_uri()
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
+    dom = chromium_dom(probe, tmp_path / "profile")
     assert '<table class="paper">' in dom and "Accuracy" in dom and "Precision" in dom
     loaded = [int(x.split('"')[1]) for x in dom.split("data-loaded=")[1:]]
     assert len(loaded) == 4 and all(w > 100 for w in loaded)  # 2 conditions x linear + log ROC

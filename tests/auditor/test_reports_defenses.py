@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 
 import pytest
 
@@ -11,7 +10,7 @@ from auditor.defense_summary import DEFENSES_JSON, read_defense_summary, write_d
 from auditor.plots import plot_privacy_utility
 from auditor.reports import write_reports
 
-from .test_reports import _chromium
+from .test_reports import chromium_dom
 
 pytestmark = pytest.mark.slow  # headless Chromium
 
@@ -90,21 +89,7 @@ def test_summary_shows_defense_table_and_plot(tiny_audit_run, tmp_path):
             " { im.setAttribute('data-loaded', im.naturalWidth); } });</script></body>",
         )
     )
-    cmd = [
-        _chromium(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        probe.as_uri(),
-    ]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90, check=True).stdout
+    dom = chromium_dom(probe, tmp_path / "profile")
     assert '<table class="defenses">' in dom
     loaded = [int(x.split('"')[1]) for x in dom.split("data-loaded=")[1:]]
     assert len(loaded) == 5 and all(w > 100 for w in loaded)  # 4 ROC plots + privacy-utility
