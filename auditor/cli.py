@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from models.lazy_group import LazyGroup
+from common.cli_group import LazyGroup
 
 COMMANDS = {
-    "corpus": "auditor.corpora.cli:corpus",
+    "corpus": "corpora.cli:corpus",
     "cifar": "auditor.cifar.cli:cifar",
-    "shadow": "auditor.cli_audit:shadow",
-    "audit": "auditor.cli_audit:audit",
-    "report": "auditor.cli_audit:report",
-    "demo": "auditor.cli_audit:demo",
+    "shadow": "auditor.voice.cli:shadow",
+    "audit": "auditor.voice.cli:audit",
+    "report": "auditor.voice.cli:report",
+    "demo": "auditor.voice.cli:demo",
 }
 
 

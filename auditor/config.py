@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from models.config_merge import deep_merge
+from common.config_merge import deep_merge
 
 
 def load_config(

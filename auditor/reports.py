@@ -1,6 +1,6 @@
 """Audit reports: a summary HTML page and one JSON + HTML page per user.
 
-Reads what :func:`auditor.audit.audit_users` wrote into a run directory (``metrics.json``,
+Reads what :func:`auditor.voice.audit.audit_users` wrote into a run directory (``metrics.json``,
 ``users.json``, ``calibration.json``) and writes ``report/summary.html`` (the reference
 paper's table, users / accuracy / precision / recall, plus AUC and TPR at 1% FPR with 95%
 intervals bootstrapped over the evaluated users, and linear and log-log ROC curves) and
@@ -22,8 +22,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from auditor.defense_summary import read_defense_summary  # noqa: E402
 from auditor.plots import save_roc_plots  # noqa: E402
+from auditor.voice.defense_summary import read_defense_summary  # noqa: E402
 
 TEMPLATES = Path(__file__).with_name("templates")
 REPORT_DIR_NAME = "report"
@@ -174,7 +174,7 @@ def _user_page(user: dict, img: str) -> str:
 
 def _defense_section(run_dir: Path, out: Path) -> str:
     """The privacy-utility plot and table of the run's defenses document
-    (:mod:`auditor.defense_summary`), or ``""`` when the run has none."""
+    (:mod:`auditor.voice.defense_summary`), or ``""`` when the run has none."""
     doc = read_defense_summary(run_dir)
     if doc is None:
         return ""
@@ -229,7 +229,7 @@ def _defense_section(run_dir: Path, out: Path) -> str:
 def write_reports(run_dir: str | Path) -> Path:
     """Render the summary and per-user reports of an audited run directory; returns the summary.
 
-    When the run directory holds a defenses document (:mod:`auditor.defense_summary`), the
+    When the run directory holds a defenses document (:mod:`auditor.voice.defense_summary`), the
     summary also shows the defenses' table and privacy-utility plot.
     Raises ``FileNotFoundError`` naming the missing file when the run has no audit results.
     """

@@ -28,11 +28,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from corpora.audio import read_audio
+from corpora.manifest import Utterance, manifest_path, read_manifest
 from models.asr.evaluate import evaluate_recognizer
 from models.asr.network import FrameMlp
 from models.asr.recognizer import load_recognizer
-from models.audio import read_audio
-from models.manifest import Utterance, manifest_path, read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -194,7 +194,7 @@ def main() -> None:
             member_gap("synthetic", manifest_path(args.synth), args.synth_unseen, args, work)
         )
     if args.so762:
-        from auditor.corpora.prepare import prepare_corpus
+        from corpora.prepare import prepare_corpus
 
         prepared = prepare_corpus(args.so762, "kaldi", work / "so762_prep", progress=False)
         results.append(

@@ -39,8 +39,8 @@ def shadow_speedup(run_dir: Path, work: Path, seed: int) -> dict[int, float]:
     import yaml
 
     from auditor.executor import get_executor
-    from auditor.shadow import train_shadows
-    from models.splits import speakers_of
+    from auditor.voice.shadow import train_shadows
+    from corpora.splits import speakers_of
 
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
     pool = speakers_of(run_dir / "splits.json", "shadow_pool")
@@ -73,8 +73,8 @@ def main() -> None:
 
     import torch
 
-    from auditor.demo import run_demo
     from auditor.reports import format_table
+    from auditor.voice.demo import run_demo
 
     demo_dir = args.out / "demo"
     metrics = run_demo(demo_dir, quick=args.quick, seed=args.seed)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.corpora.synth import DEFAULT_SPREAD, synthesize_corpus
-from models.audio import read_audio
+from corpora.audio import read_audio
+from corpora.synth.corpus import DEFAULT_SPREAD, synthesize_corpus
 
 # torch, torchaudio and scikit-learn are imported inside the functions that use them: the
 # generator's worker processes re-import this script, and torch would cost seconds in each.

@@ -36,14 +36,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from corpora.audio import read_audio
+from corpora.manifest import read_manifest
+from corpora.phones import fold_48_to_39
 from device_sim.profiles import apply_profile, get_profile
 from device_sim.protocol import DeviceClient, encode_audio
-from models.asr.phones import fold_48_to_39
 from models.asr.recognizer import load_recognizer
 from models.asr.scoring import per, sum_counts
 from models.asr.train import train_recognizer
-from models.audio import read_audio
-from models.manifest import read_manifest
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 16000

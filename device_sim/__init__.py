@@ -1,5 +1,5 @@
 """Simulated smart speaker serving a DNN-HMM recognizer over MQTT."""
 
-from models.numerics import pin_cpu_numerics
+from common.numerics import pin_cpu_numerics
 
-pin_cpu_numerics()  # before any module imports torch (models/numerics.py)
+pin_cpu_numerics()  # before any module imports torch (common/numerics.py)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from models.lazy_group import LazyGroup
+from common.cli_group import LazyGroup
 
 COMMANDS = {
     "train": "device_sim.cli_train:train",

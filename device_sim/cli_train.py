@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from models.manifest import ManifestError, manifest_path, read_manifest
-from models.splits import SplitError, speakers_of
+from corpora.manifest import ManifestError, manifest_path, read_manifest
+from corpora.splits import SplitError, speakers_of
 
 
 def _utterances(manifest: Path, splits: Path | None, split: str | None, speakers: tuple[str, ...]):

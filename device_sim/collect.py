@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from models.asr.phones import ARPABET_TO_48
+from corpora.phones import ARPABET_TO_48
 
 #: 48-set phone -> ARPAbet spelling for ``text-phone``; phones absent here (silences and
 #: closures) are not written: the reader adds ``sil`` ends and closures itself.

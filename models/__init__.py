@@ -1,5 +1,5 @@
 """Model code shared by the device and the auditor (speech recognizer, CIFAR-10 CNN)."""
 
-from models.numerics import pin_cpu_numerics
+from common.numerics import pin_cpu_numerics
 
-pin_cpu_numerics()  # before any module imports torch (models/numerics.py)
+pin_cpu_numerics()  # before any module imports torch (common/numerics.py)

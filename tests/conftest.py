@@ -46,7 +46,7 @@ TINY_RECIPE = {
 @pytest.fixture(scope="session")
 def tiny_synth_corpus(tmp_path_factory) -> Path:
     """Root of a 4-speaker x 4-utterance synthetic TIMIT-layout corpus (read-only: do not edit)."""
-    from auditor.corpora.synth import synthesize_corpus
+    from corpora.synth.corpus import synthesize_corpus
 
     root = tmp_path_factory.mktemp("tiny_synth_corpus")
     synthesize_corpus(root, jobs=1, **TINY_SYNTH)
@@ -57,6 +57,14 @@ def tiny_synth_corpus(tmp_path_factory) -> Path:
 def tiny_recipe() -> dict:
     """The recognizer config overrides of every tiny test model (do not edit: copy)."""
     return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
+def speechocean_dir() -> Path:
+    """The real 60-speaker speechocean762 dev subset beside the repository."""
+    path = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speechocean762-dev"
+    assert path.is_dir(), f"{path} is missing: the shared data folder must sit beside the repo"
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -73,7 +81,7 @@ def make_tiny_cifar_zip(tmp_path_factory):
     """``make(n_train, n_test)``: a zip of random 32x32 images in 10 classes (seed 0, read-only)."""
     import numpy as np
 
-    from models.vision.data import ImageDataset, write_class_zip
+    from corpora.cifar10 import ImageDataset, write_class_zip
 
     made: dict[tuple[int, int], Path] = {}
 

@@ -32,8 +32,8 @@ from auditor.config import prepare_run_dir, save_metrics
 from auditor.executor import get_executor
 from auditor.plots import plot_privacy_utility
 from auditor.recipe_cli import repo_path
+from corpora.cifar10 import load_image_dataset
 from models.privacy.registry import describe, parse_defenses, split_serving
-from models.vision.data import load_image_dataset
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def evaluate_recipe(
     Parameters
     ----------
     data : str
-        CIFAR-10 source (:func:`models.vision.data.load_image_dataset`).
+        CIFAR-10 source (:func:`corpora.cifar10.load_image_dataset`).
     run_dir : str
         The grid's run folder; the target goes to ``targets/<slug of the training part>/``.
     settings : list of str

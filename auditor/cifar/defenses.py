@@ -54,7 +54,7 @@ from auditor.cifar.attacks.threshold import best_threshold
 from auditor.cifar.target import CifarTarget
 from auditor.executor import as_executor
 from auditor.metrics import membership_metrics
-from models.hashing import records_digest as _digest
+from common.hashing import records_digest as _digest
 from models.privacy.serving import OutputPolicy
 
 log = logging.getLogger(__name__)

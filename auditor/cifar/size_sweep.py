@@ -27,7 +27,7 @@ from auditor.executor import get_executor
 from auditor.plots import save_roc_plots
 from auditor.recipe_cli import repo_path
 from auditor.reports import fmt
-from models.vision.data import load_image_dataset
+from corpora.cifar10 import load_image_dataset
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 A target folder holds the checkpoint (``model.safetensors`` + ``model.json``), the member split
 (``split.json``: indices into the pooled train+test records of the dataset, see
-:meth:`models.vision.data.ImageDataset.pooled`) and the per-epoch training history
+:meth:`corpora.cifar10.ImageDataset.pooled`) and the per-epoch training history
 (``history.json``). The attacks read the split to know which records they may use
 (``shadow_pool``) and which they are scored on (``target_members`` vs ``target_nonmembers``);
 they reach the model only through :meth:`CifarTarget.predict_proba`.
@@ -31,15 +31,15 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from models.privacy.registry import check_path, get_defense, parse_defenses
-from models.privacy.serving import OutputPolicy
-from models.vision.data import (
+from corpora.cifar10 import (
     ImageDataset,
     load_image_dataset,
     load_member_split,
     member_split,
     save_member_split,
 )
+from models.privacy.registry import check_path, get_defense, parse_defenses
+from models.privacy.serving import OutputPolicy
 from models.vision.train import load_cnn, predict_proba, read_cnn_json, save_cnn, train_cnn
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def train_target(
     Parameters
     ----------
     data : path
-        Dataset source for :func:`models.vision.data.load_image_dataset`.
+        Dataset source for :func:`corpora.cifar10.load_image_dataset`.
     out : path
         Target folder to write (checkpoint, ``split.json``, ``history.json``).
     train_size : int

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from models.config_merge import ConfigError, deep_merge
+from common.config_merge import ConfigError, deep_merge
 from models.privacy.registry import ADVREG_WITH_DPSGD
 
 #: CMVN modes: ``utterance`` (each utterance its own mean/std), ``speaker`` (stats pooled over
@@ -105,7 +105,7 @@ DEFAULT_CONFIG: dict = {
 
 def merge_config(base: dict, overrides: dict, where: str = "config") -> dict:
     """Return ``base`` updated by ``overrides``; every override key must exist in ``base``
-    (:func:`models.config_merge.deep_merge`, strict; :class:`ConfigError` otherwise)."""
+    (:func:`common.config_merge.deep_merge`, strict; :class:`ConfigError` otherwise)."""
     return deep_merge(base, overrides, strict=True, where=where)
 
 

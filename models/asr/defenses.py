@@ -48,8 +48,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from models.config_merge import deep_merge as overlay  # lenient: resolve_config checks keys
-from models.manifest import Utterance, read_manifest
+from common.config_merge import deep_merge as overlay  # lenient: resolve_config checks keys
+from corpora.manifest import Utterance, read_manifest
 from models.privacy.registry import check_path, describe, get_defense, parse_defenses
 from models.privacy.serving import OutputPolicy
 

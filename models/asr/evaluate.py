@@ -12,12 +12,12 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
+from corpora.audio import read_audio
+from corpora.manifest import Utterance
+from corpora.phones import UnknownPhoneError, fold_48_to_39
 from models.asr.features import cmvn_stats
-from models.asr.phones import UnknownPhoneError, fold_48_to_39
 from models.asr.recognizer import Recognizer
 from models.asr.scoring import per, per_by_speaker, sum_counts
-from models.audio import read_audio
-from models.manifest import Utterance
 
 
 def evaluate_recognizer(

@@ -23,9 +23,9 @@ from safetensors.torch import save_file
 from torchaudio.compliance import kaldi
 from tqdm import tqdm
 
-from models.audio import read_audio
-from models.hashing import json_digest
-from models.manifest import Utterance
+from common.hashing import json_digest
+from corpora.audio import read_audio
+from corpora.manifest import Utterance
 
 #: Bumped whenever the fbank computation changes, so old caches are never read.
 FEATURE_VERSION = 1

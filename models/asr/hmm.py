@@ -1,7 +1,7 @@
 """HMM side of the hybrid recognizer: topology, transitions, state priors and the bigram phone LM.
 
 Each of the 48 phones has ``states_per_phone`` left-to-right states; state ``p * K + k`` is
-state ``k`` of phone ``p`` (phone ids index :data:`models.asr.phones.PHONES48`). Every state
+state ``k`` of phone ``p`` (phone ids index :data:`corpora.phones.PHONES48`). Every state
 has a self-loop and a forward transition (the last state's forward transition leaves the
 phone). All parameters are estimated from frame-level state alignments and phone
 transcripts, kept as float64 numpy log-probabilities and stored as JSON in ``model.json``.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.asr.phones import PHONES48, UnknownPhoneError
+from corpora.phones import PHONES48, UnknownPhoneError
 
 PHONE_INDEX = {p: i for i, p in enumerate(PHONES48)}
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from corpora.phones import PHONES48, fold_48_to_39
 from models.asr.features import (
     RecognizerInputError,
     apply_cmvn,
@@ -30,7 +31,6 @@ from models.asr.features import (
 )
 from models.asr.hmm import HmmParams
 from models.asr.network import build_network
-from models.asr.phones import PHONES48, fold_48_to_39
 from models.asr.targets import states_to_phone_segments
 from models.asr.viterbi import decode_phone_loop
 

@@ -1,6 +1,6 @@
 """Phone error rate: edit-distance alignment with substitution, deletion and insertion counts.
 
-Scoring is on the 39-phone folding (:func:`models.asr.phones.fold_48_to_39`). PER is
+Scoring is on the 39-phone folding (:func:`corpora.phones.fold_48_to_39`). PER is
 ``(subs + dels + ins) / ref_len``; corpus and per-speaker figures sum the counts first (not an
 average of per-utterance rates), as sclite does.
 """

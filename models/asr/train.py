@@ -56,17 +56,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from common.hashing import digest
+from corpora.manifest import Utterance
+from corpora.phones import UnknownPhoneError, fold_48_to_39
 from models.asr.config import resolve_config
 from models.asr.features import FeatureCache, SplicedFrames, apply_cmvn, cmvn_stats
 from models.asr.hmm import HmmParams, phone_ids
 from models.asr.network import FrameMlp, describe_network
-from models.asr.phones import UnknownPhoneError, fold_48_to_39
 from models.asr.recognizer import Recognizer, save_recognizer
 from models.asr.scoring import per, sum_counts
 from models.asr.targets import alignment_states, flat_start_states, speech_span
 from models.asr.viterbi import AlignmentError, forced_align
-from models.hashing import digest
-from models.manifest import Utterance
 
 log = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm import tqdm
 
-from models.hashing import records_digest
+from common.hashing import records_digest
 from models.privacy.advreg import AdversarialRegularizer
 from models.privacy.registry import get_defense
 from models.vision.cnn import DEFAULT_ARCH, arch_from_config, build_cnn
@@ -191,7 +191,7 @@ def train_cnn(
         figures are running averages over the epoch's batches; ``val_*`` are None without
         validation data), ``final`` (train / val loss and accuracy of the returned model in
         eval mode, train on all of ``x``), ``config`` (resolved), ``seed``, ``n_train``,
-        ``train_fingerprint`` (:func:`models.hashing.records_digest` of ``x, y``),
+        ``train_fingerprint`` (:func:`common.hashing.records_digest` of ``x, y``),
         ``train_seconds`` (wall time of the whole call) and per defense:
         ``epsilon`` / ``delta`` (dpsgd), ``n_ref`` / ``attack_gain`` (advreg: the inference
         model's last gain per epoch, nats), ``first_level`` (stacking: each first-level

@@ -4,8 +4,8 @@ Tai): the user-level audit of a speech recognizer.
     python recipes/timit_user_audit/run.py [--corpus TIMIT_ROOT] [--quick] [--out DIR]
         [--config YAML] [--seed N] [--key=value ...]
 
-A thin wrapper of :func:`auditor.pipeline.run_user_audit`, the pipeline of ``auditor demo``,
-with the same config (``config.yaml`` is a link to ``auditor/demo.yaml``): prepare the corpus (a
+A thin wrapper of :func:`auditor.voice.pipeline.run_user_audit`, the pipeline of ``auditor demo``,
+with the same config (``config.yaml`` is a link to ``auditor/voice/demo.yaml``): prepare the corpus (a
 TIMIT tree given with ``--corpus``, else the synthetic eSpeak corpus, or the Kaldi data dir named
 in ``speechocean.yaml``), draw splits, train the target and 2 shadows, serve the target as a
 device over MQTT, audit members and non-members with 5 audios each, write ``metrics.json``
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import click
 
-from auditor.pipeline import audit_config, run_user_audit
 from auditor.reports import format_table
+from auditor.voice.pipeline import audit_config, run_user_audit
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")

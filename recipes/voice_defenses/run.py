@@ -3,7 +3,7 @@
     python recipes/voice_defenses/run.py [--quick] [--out DIR] [--config YAML] [--seed N]
         [--key=value ...]
 
-Runs :func:`auditor.voice_defenses.run_voice_defenses` on ``config.yaml``: the user-level audit
+Runs :func:`auditor.voice.defenses.run_voice_defenses` on ``config.yaml``: the user-level audit
 of the smart speaker under each setting of ``defenses``, PER on unseen speakers, and into the
 run directory ``metrics.json``, ``table.md``, ``privacy_utility.png`` and the undefended audit's
 HTML summary with the defense table and plot (``settings/none/report/summary.html``).
@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from auditor.config import load_config
-from auditor.voice_defenses import run_voice_defenses
+from auditor.voice.defenses import run_voice_defenses
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("config.yaml")

@@ -17,7 +17,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def tiny_manifest(tiny_synth_corpus, tmp_path_factory):
-    from auditor.corpora.prepare import prepare_corpus
+    from corpora.prepare import prepare_corpus
 
     out = tmp_path_factory.mktemp("tiny_prepared")
     return prepare_corpus(tiny_synth_corpus, "timit", out, progress=False).manifest
@@ -26,7 +26,7 @@ def tiny_manifest(tiny_synth_corpus, tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_roles(tiny_manifest):
     """{"member": [s], "nonmember": [s], "pool": [s, s]} over the 4 tiny speakers."""
-    from models.manifest import read_manifest
+    from corpora.manifest import read_manifest
 
     speakers = sorted({u.speaker for u in read_manifest(tiny_manifest)})
     return {"member": speakers[:1], "nonmember": speakers[1:2], "pool": speakers[2:]}
@@ -35,7 +35,7 @@ def tiny_roles(tiny_manifest):
 @pytest.fixture(scope="session")
 def tiny_target(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
     """Folder of the target checkpoint (trained on the one member speaker)."""
-    from auditor.shadow import train_model_job
+    from auditor.voice.shadow import train_model_job
 
     out = tmp_path_factory.mktemp("tiny_target") / "target"
     train_model_job(str(tiny_manifest), tiny_roles["member"], tiny_recipe, 0, str(out))
@@ -44,7 +44,7 @@ def tiny_target(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_shadows(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
-    from auditor.shadow import train_shadows
+    from auditor.voice.shadow import train_shadows
 
     cache = tmp_path_factory.mktemp("tiny_shadows")
     shadows, _ = train_shadows(
@@ -81,7 +81,7 @@ def tiny_audit_run(
     tiny_manifest, tiny_roles, tiny_target, tiny_shadows, tiny_device, tmp_path_factory
 ):
     """Run directory of one audit of the tiny device (K=1; sweeps K in {1, 2})."""
-    from auditor.audit import audit_users
+    from auditor.voice.audit import audit_users
 
     run_dir = tmp_path_factory.mktemp("tiny_audit")
     broker, device_id = tiny_device
@@ -108,17 +108,17 @@ def tiny_audit_run(
 @pytest.fixture
 def features_computed(monkeypatch) -> list[tuple[str, dict, dict]]:
     """``[(utt_id, answer, features), ...]`` of every answer the audit computes features of."""
-    import auditor.audit
+    import auditor.voice.audit
 
     seen: list[tuple[str, dict, dict]] = []
-    real = auditor.audit.utterance_features
+    real = auditor.voice.audit.utterance_features
 
     def spy(answer, reference_phones, utt_id="?"):
         features = real(answer, reference_phones, utt_id)
         seen.append((utt_id, answer, features))
         return features
 
-    monkeypatch.setattr(auditor.audit, "utterance_features", spy)
+    monkeypatch.setattr(auditor.voice.audit, "utterance_features", spy)
     return seen
 
 

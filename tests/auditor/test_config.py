@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from auditor.config import apply_overrides, load_config, prepare_run_dir, save_metrics
-from auditor.pipeline import AUDIT_CONFIG, audit_config
+from auditor.voice.pipeline import AUDIT_CONFIG, audit_config
 
 CONFIG = """\
 name: cifar10_shadow

@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from auditor.defense_summary import DEFENSES_JSON, read_defense_summary, write_defense_summary
 from auditor.plots import plot_privacy_utility
 from auditor.reports import write_reports
+from auditor.voice.defense_summary import DEFENSES_JSON, read_defense_summary, write_defense_summary
 
 from .test_reports import chromium_dom
 

@@ -29,7 +29,7 @@ def header_json(header: dict, deep: tuple[str, int] | None = None) -> bytes:
 
 @pytest.fixture(scope="session")
 def tiny_utterances(tiny_synth_corpus):
-    from auditor.corpora.prepare import read_corpus
+    from corpora.prepare import read_corpus
 
     return read_corpus(tiny_synth_corpus, "timit").utterances
 
@@ -57,7 +57,7 @@ def recognizer(tiny_checkpoint):
 @pytest.fixture(scope="session")
 def speech(tiny_utterances) -> tuple[np.ndarray, int]:
     """One synthetic utterance: (float32 samples (n,), 16000)."""
-    from models.audio import read_audio
+    from corpora.audio import read_audio
 
     return read_audio(tiny_utterances[0].path)
 

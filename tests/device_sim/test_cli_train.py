@@ -8,19 +8,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from auditor.corpora.prepare import prepare_corpus
+from corpora.manifest import read_manifest, write_manifest
+from corpora.prepare import prepare_corpus
 from device_sim.cli import main
-from models.manifest import read_manifest, write_manifest
 
-SO762 = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "speechocean762-dev"
 SPEAKERS = ("0053", "0070", "0094")
 
 
 @pytest.fixture(scope="module")
-def small_manifest(tmp_path_factory) -> Path:
-    assert SO762.is_dir(), f"{SO762} is missing: the shared data folder must sit beside the repo"
+def small_manifest(tmp_path_factory, speechocean_dir) -> Path:
     root = tmp_path_factory.mktemp("so762")
-    prepared = prepare_corpus(SO762, "kaldi", root / "full", progress=False)
+    prepared = prepare_corpus(speechocean_dir, "kaldi", root / "full", progress=False)
     out = root / "three" / "manifest.jsonl"
     write_manifest(out, read_manifest(prepared.manifest, SPEAKERS))
     return out

@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
+from corpora.manifest import write_manifest
 from device_sim.cli import main
-from models.manifest import write_manifest
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def test_model_that_does_not_fit_is_refused(tiny_checkpoint):
 
 
 def test_collected_dir_reads_back_as_a_kaldi_corpus(tmp_path, recognizer, speech):
-    from auditor.corpora.prepare import read_corpus
+    from corpora.prepare import read_corpus
 
     samples, sr = speech
     hyp = recognizer.transcribe(samples, sr)

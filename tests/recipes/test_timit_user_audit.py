@@ -12,7 +12,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from auditor.config import load_config
-from auditor.pipeline import AUDIT_CONFIG
+from auditor.voice.pipeline import AUDIT_CONFIG
 
 pytestmark = pytest.mark.slow  # runs the recipe in a subprocess
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from auditor.voice_defenses import closest_to_chance
+from auditor.voice.defenses import closest_to_chance
 
 from .test_timit_user_audit import assert_attacks_match_users
 

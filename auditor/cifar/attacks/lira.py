@@ -28,7 +28,7 @@ from auditor.cifar.attacks.blackbox import BlackBox
 from auditor.cifar.attacks.shadow import train_and_query
 from auditor.cifar.attacks.signals import log_proba, scaled_confidence
 from auditor.executor import as_executor
-from models.hashing import records_digest
+from common.hashing import records_digest
 
 MODES = ("offline", "online")
 #: Fewest reference models behind each fitted Gaussian (one model leaves it no spread).

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.audio import write_sphere
-from models.manifest import Utterance
+from corpora.audio import write_sphere
+from corpora.manifest import Utterance
 
 SR = 16000
 TONE_PHONES = {

@@ -18,11 +18,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from corpora.audio import read_audio
 from models.asr.config import ConfigError, resolve_config
 from models.asr.defenses import reference_utterances, voice_defense
 from models.asr.recognizer import load_recognizer
 from models.asr.train import TrainingDataError, _FrameTrainer, _load_data, train_recognizer
-from models.audio import read_audio
 from models.privacy.registry import UnknownDefenseError
 
 from .conftest import TONE_CONFIG
@@ -131,7 +131,7 @@ def test_advreg_reference_speakers(tone_corpus, tmp_path):
 
 
 def test_reference_utterances_from_the_manifest(tone_corpus, tmp_path):
-    from models.manifest import write_manifest
+    from corpora.manifest import write_manifest
 
     manifest = write_manifest(tmp_path / "m.jsonl", tone_corpus)
     cfg = {"training": {"advreg": {"lam": 1.0, "reference": "speakers"}}}

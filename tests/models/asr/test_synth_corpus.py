@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from auditor.corpora.prepare import prepare_corpus
+from corpora.manifest import read_manifest
+from corpora.prepare import prepare_corpus
 from models.asr.evaluate import evaluate_recognizer
 from models.asr.train import train_recognizer
-from models.manifest import read_manifest
 
 
 def test_trains_with_alignment_targets_on_synthetic_corpus(tiny_synth_corpus, tmp_path):

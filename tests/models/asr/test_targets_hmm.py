@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from corpora.phones import UnknownPhoneError
 from models.asr.config import ConfigError, load_config, resolve_config
 from models.asr.hmm import HmmParams, phone_ids
-from models.asr.phones import UnknownPhoneError
 from models.asr.targets import (
     alignment_states,
     flat_start_states,

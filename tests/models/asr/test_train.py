@@ -8,7 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from models.asr.phones import fold_48_to_39
+from corpora.audio import read_audio
+from corpora.phones import fold_48_to_39
 from models.asr.recognizer import (
     CheckpointError,
     RecognizerInputError,
@@ -22,7 +23,6 @@ from models.asr.train import (
     split_utterances,
     train_recognizer,
 )
-from models.audio import read_audio
 
 from .conftest import TONE_CONFIG
 

@@ -1,0 +1,101 @@
+"""Tests for auditor.voice.shadow: IN/OUT halves, real shadow training, caching, the Ray path."""
+
+import json
+
+import pytest
+
+from auditor.voice.shadow import cache_key, is_trained, load_shadow, shadow_splits, train_shadows
+
+
+def test_shadow_splits_are_disjoint_and_complementary_in_pairs():
+    pool = [f"s{i}" for i in range(11)]
+    splits = shadow_splits(pool, 3, seed=4)
+    for s in splits:
+        assert not set(s["in"]) & set(s["out"])
+        assert sorted(s["in"] + s["out"]) == sorted(pool)
+    assert splits[0]["in"] == splits[1]["out"] and splits[0]["out"] == splits[1]["in"]
+    assert splits == shadow_splits(pool, 3, seed=4)
+    with pytest.raises(ValueError, match="at least 2 speakers"):
+        shadow_splits(["a"], 2, seed=0)
+
+
+def test_trained_shadows_hold_their_speakers_only(tiny_shadows, tiny_roles):
+    assert [s.name for s in tiny_shadows] == ["shadow-0", "shadow-1"]
+    for s in tiny_shadows:
+        assert is_trained(s.path)
+        data = s.data()
+        assert data["speakers"] == list(s.speakers_in)
+        assert set(s.speakers_in) | set(s.speakers_out) == set(tiny_roles["pool"])
+        assert load_shadow(s.path) == s
+
+
+class _CountingSerial:
+    def __init__(self):
+        self.jobs = []
+
+    def map(self, fn, jobs, *, desc=None):
+        self.jobs += list(jobs)
+        return [fn(**j) for j in jobs]
+
+
+def test_cached_shadows_are_reused_and_changes_retrain(
+    tiny_shadows, tiny_manifest, tiny_roles, tiny_recipe
+):
+    cache = tiny_shadows[0].path.parent
+    counting = _CountingSerial()
+    again, _ = train_shadows(
+        tiny_manifest,
+        tiny_roles["pool"],
+        tiny_recipe,
+        k=2,
+        seed=0,
+        cache_dir=cache,
+        executor=counting,
+    )
+    assert counting.jobs == [] and again == tiny_shadows
+    changed = tiny_recipe | {"training": tiny_recipe["training"] | {"epochs": 2}}
+    assert cache_key(changed, again[0].speakers_in, 1, tiny_manifest) != again[0].path.name[7:]
+    # a third shadow is new; the two cached ones are not retrained
+    three, _ = train_shadows(
+        tiny_manifest,
+        tiny_roles["pool"],
+        tiny_recipe,
+        k=3,
+        seed=0,
+        cache_dir=cache,
+        executor=counting,
+    )
+    assert len(counting.jobs) == 1 and three[:2] == tiny_shadows
+    assert json.loads((three[2].path / "shadow.json").read_text())["seed"] == 3
+
+
+@pytest.mark.slow  # starts a local Ray instance
+def test_shadows_train_on_a_local_ray_instance(tiny_manifest, tiny_roles, tiny_recipe, tmp_path):
+    import ray
+
+    from auditor.executor import get_executor
+
+    executor = get_executor("ray", address="local", max_workers=1, threads_per_worker=1)
+    try:
+        shadows, _ = train_shadows(
+            tiny_manifest,
+            tiny_roles["pool"],
+            tiny_recipe,
+            k=2,
+            seed=5,
+            cache_dir=tmp_path,
+            executor=executor,
+        )
+    finally:
+        ray.shutdown()
+    assert all(is_trained(s.path) for s in shadows)
+    assert shadows[0].speakers_in == shadows[1].speakers_out
+
+
+def test_cache_key_changes_with_the_training_code(tiny_manifest, tiny_recipe, monkeypatch):
+    from auditor.voice import shadow
+
+    before = cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest)
+    assert cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest) == before  # stable
+    monkeypatch.setattr(shadow, "training_code_digest", lambda: "edited recognizer code")
+    assert cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest) != before
