@@ -2,7 +2,7 @@
 
 1. **Round trips.** For each profile and each broker (a private mosquitto, the embedded amqtt
    broker), ``device-sim serve`` runs as its own process and 1, 4 and 16 concurrent
-   :class:`~device_sim.protocol.DeviceClient` threads each send 3-second utterances. The
+   :class:`~device_sim.client.DeviceClient` threads each send 3-second utterances. The
    figures are requests/s, p50/p95 round-trip latency, and the ratio of the p50 round trip to
    the same profile's in-process ``Recognizer.transcribe`` time, measured in the same run.
    The serving process's resident memory (VmRSS after loading, VmHWM after the load) is read
@@ -24,11 +24,10 @@ import argparse
 import datetime
 import json
 import platform
-import re
-import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -39,8 +38,10 @@ import torch
 from corpora.audio import read_audio
 from corpora.manifest import read_manifest
 from corpora.phones import fold_48_to_39
+from device_sim.client import DeviceClient
+from device_sim.contract import encode_audio
+from device_sim.launch import serve_in_subprocess
 from device_sim.profiles import apply_profile, get_profile
-from device_sim.protocol import DeviceClient, encode_audio
 from models.asr.recognizer import load_recognizer
 from models.asr.scoring import per, sum_counts
 from models.asr.train import train_recognizer
@@ -122,44 +123,6 @@ def rss_mib(pid: int) -> dict:
         if key in ("VmRSS", "VmHWM"):
             fields[key] = int(value.split()[0]) / 1024  # kB -> MiB
     return fields
-
-
-def start_device(model: Path, profile: str, broker_kind: str) -> tuple[subprocess.Popen, str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "device_sim.cli",
-        "serve",
-        "--model",
-        str(model),
-        "--device-id",
-        "bench",
-        "--profile",
-        profile,
-        "--broker-kind",
-        broker_kind,
-    ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
-    seen = ""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            raise SystemExit(f"device-sim serve exited: {seen}")
-        seen += line
-        if "online at" in line:
-            return proc, re.search(r"mqtt://[\d.]+:\d+", seen).group(0)
-    proc.kill()
-    raise SystemExit(f"device-sim serve did not come online: {seen}")
-
-
-def stop_device(proc: subprocess.Popen) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
 
 
 def load_test(url: str, audio: bytes, clients: int, requests: int) -> dict:
@@ -260,11 +223,13 @@ def main() -> None:
             in_process = time_decode(
                 rec, x3, args.rtf_reps
             )  # same profile, just before the round trips
-            proc, url = start_device(model, p, kind)
-            try:
-                mem_loaded = rss_mib(proc.pid)
+            log = Path(tempfile.mkdtemp()) / "device.log"
+            with serve_in_subprocess(
+                model, "bench", broker_kind=kind, profile=p, log_path=log
+            ) as device:
+                mem_loaded = rss_mib(device.pid)
                 for clients in (1, 4, 16):
-                    r = load_test(url, audio, clients, max(1, args.requests // clients))
+                    r = load_test(device.url, audio, clients, max(1, args.requests // clients))
                     r |= {
                         "profile": p,
                         "broker": kind,
@@ -274,9 +239,7 @@ def main() -> None:
                     }
                     rt_rows.append(r)
                     print(r, file=sys.stderr)
-                mem = rss_mib(proc.pid)
-            finally:
-                stop_device(proc)
+                mem = rss_mib(device.pid)
             for row in prof_rows:
                 if row["profile"] == p:
                     row[f"rss_{kind}_mib"] = mem_loaded["VmRSS"]

@@ -1,7 +1,7 @@
 """A click group that imports each subcommand only when it is run.
 
-Both console scripts (``auditor`` and ``device-sim``) use it so that ``--help`` and light
-commands do not pay for importing torch.
+Both console scripts (``auditor`` and ``device-sim``) are a :func:`console_group` of it, so that
+``--help`` and light commands do not pay for importing torch.
 """
 
 from __future__ import annotations
@@ -26,3 +26,14 @@ class LazyGroup(click.Group):
             module_name, attr = self.lazy_commands[cmd_name].split(":")
             return getattr(importlib.import_module(module_name), attr)
         return super().get_command(ctx, cmd_name)
+
+
+def console_group(name: str, help: str, commands: dict[str, str]) -> click.Group:
+    """The ``name`` console script: a :class:`LazyGroup` of ``commands`` with ``--version``."""
+
+    @click.group(name, cls=LazyGroup, lazy_commands=commands, help=help)
+    @click.version_option(package_name="iot-privacy-auditor")
+    def group() -> None:
+        pass
+
+    return group

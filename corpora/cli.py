@@ -9,13 +9,35 @@ Each command is a thin wrapper over one library function: ``synth`` ->
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
+from common.cli_options import (
+    click_errors,
+    existing_dir_option,
+    manifest_option,
+    out_dir_option,
+    seed_option,
+)
 from corpora.errors import CorpusError, count_by_reason
 
-FORMATS = click.Choice(["timit", "kaldi"])
+_corpus_dir_option = existing_dir_option(
+    "--corpus", "corpus_dir", help="Corpus folder (TIMIT root or Kaldi data dir).", path_type=Path
+)
+_format_option = click.option(
+    "--format", "fmt", type=click.Choice(["timit", "kaldi"]), required=True, help="Corpus format."
+)
+
+
+def _include_sa_option(help: str):
+    return click.option("--include-sa/--exclude-sa", default=None, help=help)
+
+
+def _speakers_option(name: str, help: str, *, required: bool = True):
+    return click.option(name, type=click.IntRange(min=0), required=required, help=help)
 
 
 @click.group()
@@ -24,16 +46,11 @@ def corpus() -> None:
 
 
 @corpus.command()
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Corpus folder to write (TIMIT layout).",
-)
+@out_dir_option("Corpus folder to write (TIMIT layout).", path_type=Path)
 @click.option(
     "--speakers", type=click.IntRange(min=1), required=True, help="Number of synthetic speakers."
 )
-@click.option("--seed", type=int, required=True, help="Seed: same seed, same bytes.")
+@seed_option("Seed: same seed, same bytes.", required=True)
 @click.option(
     "--utterances-per-speaker",
     type=click.IntRange(min=1),
@@ -62,6 +79,13 @@ def synth(
     )
 
 
+@contextmanager
+def _corpus_errors(note: str | None = None) -> Iterator[None]:
+    """A corpus problem is an error (exit 1), any other ``ValueError`` a usage error (exit 2)."""
+    with click_errors(ValueError, kind=click.UsageError), click_errors(CorpusError, note=note):
+        yield
+
+
 def _print_counts(counts: dict) -> None:
     click.echo(
         f"utterances: {counts['utterances']}  speakers: {counts['speakers']}  "
@@ -86,29 +110,16 @@ def _print_problems(problems: list[dict], counts: dict[str, int], verb: str) -> 
 
 
 @corpus.command()
-@click.option(
-    "--corpus",
-    "corpus_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="Corpus folder (TIMIT root or Kaldi data dir).",
-)
-@click.option("--format", "fmt", type=FORMATS, required=True, help="Corpus format.")
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Prepared-corpus folder (manifest.jsonl + corpus.json).",
-)
+@_corpus_dir_option
+@_format_option
+@out_dir_option("Prepared-corpus folder (manifest.jsonl + corpus.json).", path_type=Path)
 @click.option(
     "--lenient",
     is_flag=True,
     help="Skip bad utterances (reported per reason) instead of stopping at the first.",
 )
-@click.option(
-    "--include-sa/--exclude-sa",
-    default=None,
-    help="TIMIT: keep SA1/SA2 sentences. Default: only for a synthetic corpus (synth_info.json at its root).",
+@_include_sa_option(
+    "TIMIT: keep SA1/SA2 sentences. Default: only for a synthetic corpus (synth_info.json at its root)."
 )
 @click.option("--force", is_flag=True, help="Prepare again even when the outputs are up to date.")
 def prepare(
@@ -117,16 +128,12 @@ def prepare(
     """Read a corpus, write and validate its manifest."""
     from corpora.prepare import prepare_corpus
 
-    try:
+    with _corpus_errors(
+        note="(use `auditor corpus check` to list every problem, or --lenient to skip bad utterances)"
+    ):
         result = prepare_corpus(
             corpus_dir, fmt, out, lenient=lenient, include_sa=include_sa, force=force
         )
-    except CorpusError as e:
-        raise click.ClickException(
-            f"{e}\n(use `auditor corpus check` to list every problem, or --lenient to skip bad utterances)"
-        ) from e
-    except ValueError as e:
-        raise click.UsageError(str(e)) from e
     state = "up to date, not rewritten" if result.up_to_date else "written and validated"
     click.echo(f"{result.manifest}: {state}")
     _print_counts(result.counts)
@@ -134,29 +141,15 @@ def prepare(
 
 
 @corpus.command()
-@click.option(
-    "--corpus",
-    "corpus_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="Corpus folder (TIMIT root or Kaldi data dir).",
-)
-@click.option("--format", "fmt", type=FORMATS, required=True, help="Corpus format.")
-@click.option(
-    "--include-sa/--exclude-sa",
-    default=None,
-    help="TIMIT: keep SA1/SA2 sentences (default as for prepare).",
-)
+@_corpus_dir_option
+@_format_option
+@_include_sa_option("TIMIT: keep SA1/SA2 sentences (default as for prepare).")
 def check(corpus_dir: Path, fmt: str, include_sa: bool | None) -> None:
     """Read a corpus, print its counts and every problem; exit 1 if there is any."""
     from corpora.prepare import check_corpus
 
-    try:
+    with _corpus_errors():
         reading = check_corpus(corpus_dir, fmt, include_sa=include_sa)
-    except CorpusError as e:
-        raise click.ClickException(str(e)) from e
-    except ValueError as e:
-        raise click.UsageError(str(e)) from e
     _print_counts(reading.counts())
     _print_problems(
         [p.to_dict() for p in reading.problems], count_by_reason(reading.problems), "problems"
@@ -166,43 +159,22 @@ def check(corpus_dir: Path, fmt: str, include_sa: bool | None) -> None:
 
 
 @corpus.command()
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="Manifest file or prepared-corpus folder.",
-)
+@manifest_option("Manifest file or prepared-corpus folder.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     required=True,
     help="Splits JSON to write.",
 )
-@click.option(
-    "--target-members",
-    type=click.IntRange(min=0),
-    required=True,
-    help="Speakers the target trains on.",
-)
-@click.option(
-    "--target-nonmembers",
-    type=click.IntRange(min=0),
-    required=True,
-    help="Speakers the target never sees.",
-)
-@click.option(
-    "--shadow-pool",
-    type=click.IntRange(min=0),
-    required=True,
-    help="Speakers for the auditor's shadow models.",
-)
-@click.option(
+@_speakers_option("--target-members", "Speakers the target trains on.")
+@_speakers_option("--target-nonmembers", "Speakers the target never sees.")
+@_speakers_option("--shadow-pool", "Speakers for the auditor's shadow models.")
+@_speakers_option(
     "--eval-users",
-    type=click.IntRange(min=0),
-    default=None,
-    help="Further held-out speakers (default none: the audit evaluates members + non-members).",
+    "Further held-out speakers (default none: the audit evaluates members + non-members).",
+    required=False,
 )
-@click.option("--seed", type=int, required=True, help="Seed of the speaker shuffle.")
+@seed_option("Seed of the speaker shuffle.", required=True)
 def split(
     manifest: Path,
     out: Path,
@@ -216,7 +188,7 @@ def split(
     from corpora.manifest import ManifestError
     from corpora.splits import SplitError, make_splits
 
-    try:
+    with click_errors(SplitError, ManifestError):
         doc = make_splits(
             manifest,
             out,
@@ -226,7 +198,5 @@ def split(
             eval_users=eval_users,
             seed=seed,
         )
-    except (SplitError, ManifestError) as e:
-        raise click.ClickException(str(e)) from e
     sizes = "  ".join(f"{k}={len(v)}" for k, v in doc["splits"].items())
     click.echo(f"{out}: {sizes}")

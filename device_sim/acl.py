@@ -4,7 +4,7 @@ Every client publishes only to its own request topic and reads only its own resp
 (both end in its client id, which mosquitto ties to the username with
 ``use_username_as_clientid``); only a device's own user reads its requests, writes answers and
 writes its ``status`` topic; everybody may read ``status``. Topic names come from
-:mod:`device_sim.protocol`.
+:mod:`device_sim.contract`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from device_sim.protocol import request_subscription, status_topic
+from device_sim.contract import request_subscription, status_topic
 
 
 def device_username(device_id: str) -> str:

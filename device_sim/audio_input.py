@@ -1,6 +1,6 @@
 """Decode and check the audio bytes of a request before the recognizer sees them.
 
-Turns WAV/FLAC bytes into mono float32 samples, or raises :class:`device_sim.protocol.ProtocolError`
+Turns WAV/FLAC bytes into mono float32 samples, or raises :class:`device_sim.contract.ProtocolError`
 with the code of the first limit broken: ``not_audio``, ``truncated_audio`` (libsndfile reads a
 WAV whose ``data`` chunk promises more bytes than it holds without complaint, so the RIFF chunk
 sizes are checked here), ``bad_sample_rate``, ``not_mono``, ``too_long``, ``too_short``,
@@ -15,7 +15,7 @@ import struct
 import numpy as np
 import soundfile as sf
 
-from device_sim.protocol import ErrorCode, Limits, ProtocolError
+from device_sim.contract import ErrorCode, Limits, ProtocolError
 
 
 def wav_missing_bytes(raw: bytes) -> int:

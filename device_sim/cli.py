@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import click
+from common.cli_group import console_group
 
-from common.cli_group import LazyGroup
-
-COMMANDS = {
-    "train": "device_sim.cli_train:train",
-    "eval": "device_sim.cli_train:evaluate",
-    "serve": "device_sim.cli_serve:serve",
-    "query": "device_sim.cli_serve:query",
-    "broker": "device_sim.cli_serve:broker",
-}
-
-
-@click.group(cls=LazyGroup, lazy_commands=COMMANDS)
-@click.version_option(package_name="iot-privacy-auditor")
-def main() -> None:
-    """The simulated smart speaker and its vendor-side tools."""
+main = console_group(
+    "device-sim",
+    "The simulated smart speaker and its vendor-side tools.",
+    {
+        "train": "device_sim.cli_train:train",
+        "eval": "device_sim.cli_train:evaluate",
+        "serve": "device_sim.cli_serve:serve",
+        "query": "device_sim.cli_serve:query",
+        "broker": "device_sim.cli_serve:broker",
+    },
+)
 
 
 if __name__ == "__main__":

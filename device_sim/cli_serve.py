@@ -1,7 +1,7 @@
 """``device-sim serve | query | broker``: run the smart speaker, ask it something, run a broker.
 
 Each command is a thin wrapper: ``serve`` over :func:`device_sim.server.serve_device`,
-``query`` over :class:`device_sim.protocol.DeviceClient`, ``broker`` over
+``query`` over :class:`device_sim.client.DeviceClient`, ``broker`` over
 :class:`device_sim.brokers.EmbeddedBroker`. ``serve`` and ``broker`` run until SIGINT/SIGTERM.
 """
 
@@ -15,10 +15,29 @@ import threading
 
 import click
 
+from common.cli_options import (
+    click_errors,
+    existing_dir_option,
+    retries_option,
+    timeout_option,
+)
 from device_sim.profiles import PROFILES
 from models.privacy.serving import parse_output_policy
 
-_PROTOCOLS = click.Choice(["auto", "5", "3.1.1"])
+_password_option = click.option(
+    "--password", default=None, envvar="DEVICE_SIM_PASSWORD", help="Or $DEVICE_SIM_PASSWORD."
+)
+
+
+def _protocol_option(help: str | None = None):
+    """``--protocol``: the MQTT version to speak, or ``auto``."""
+    return click.option(
+        "--protocol",
+        type=click.Choice(["auto", "5", "3.1.1"]),
+        default="auto",
+        show_default=True,
+        help=help,
+    )
 
 
 def _stop_on_signals() -> threading.Event:
@@ -34,17 +53,13 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _check_output(ctx, param, value: str) -> str:
-    try:
+    with click_errors(ValueError, kind=click.BadParameter):
         parse_output_policy(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from e
     return value
 
 
 @click.command()
-@click.option(
-    "--model", required=True, type=click.Path(exists=True, file_okay=False), help="Checkpoint dir."
-)
+@existing_dir_option("--model", help="Checkpoint dir.")
 @click.option("--device-id", required=True, help="Device id: topics are voice/<id>/...")
 @click.option("--broker", default=None, help="mqtt://HOST:PORT; omitted: start a private broker.")
 @click.option(
@@ -61,9 +76,7 @@ def _check_output(ctx, param, value: str) -> str:
 @click.option(
     "--username", default=None, help="Broker user (the ACL's device user is device-<id>)."
 )
-@click.option(
-    "--password", default=None, envvar="DEVICE_SIM_PASSWORD", help="Or $DEVICE_SIM_PASSWORD."
-)
+@_password_option
 @click.option(
     "--collect",
     type=click.Path(file_okay=False),
@@ -80,9 +93,7 @@ def _check_output(ctx, param, value: str) -> str:
 @click.option(
     "--rate-limit", default=None, help="Per-client query limit, e.g. 10/min or 2/s:5 (burst)."
 )
-@click.option(
-    "--protocol", type=_PROTOCOLS, default="auto", show_default=True, help="MQTT version."
-)
+@_protocol_option("MQTT version.")
 @click.option("-v", "--verbose", is_flag=True, help="Log every request.")
 def serve(
     model,
@@ -130,23 +141,14 @@ def serve(
 @click.option("--broker", required=True, help="mqtt://HOST:PORT")
 @click.option("--client-id", default=None, help="MQTT client id (with an ACL: your username).")
 @click.option("--username", default=None)
-@click.option(
-    "--password", default=None, envvar="DEVICE_SIM_PASSWORD", help="Or $DEVICE_SIM_PASSWORD."
-)
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=float,
-    default=30.0,
-    show_default=True,
-    help="Seconds per attempt.",
-)
-@click.option("--retries", type=int, default=2, show_default=True)
+@_password_option
+@timeout_option("Seconds per attempt.")
+@retries_option
 @click.option(
     "--top-k", type=int, default=None, help="Ask for the top-k state posteriors per frame."
 )
 @click.option("--text", default=None, help="What the audio says (kept by a collecting device).")
-@click.option("--protocol", type=_PROTOCOLS, default="auto", show_default=True)
+@_protocol_option()
 @click.argument("audio", type=click.Path(exists=True, dir_okay=False))
 def query(
     device_id,
@@ -162,7 +164,8 @@ def query(
     audio,
 ):
     """Send AUDIO (WAV/FLAC) to a device and print its JSON answer (exit 1 on an error answer)."""
-    from device_sim.protocol import DeviceClient, DeviceError
+    from device_sim.client import DeviceClient
+    from device_sim.contract import DeviceError
 
     options = {k: v for k, v in (("top_k", top_k), ("text", text)) if v is not None}
     client = DeviceClient(
@@ -175,14 +178,13 @@ def query(
         retries=retries,
         protocol=protocol,
     )
-    try:
-        with client:
-            answer = client.transcribe_file(audio, options)
-    except DeviceError as e:
-        click.echo(json.dumps(e.answer, indent=1))
-        sys.exit(1)
-    except (ConnectionError, TimeoutError, ValueError) as e:
-        raise click.ClickException(str(e)) from e
+    with click_errors(ConnectionError, TimeoutError, ValueError):
+        try:
+            with client:
+                answer = client.transcribe_file(audio, options)
+        except DeviceError as e:
+            click.echo(json.dumps(e.answer, indent=1))
+            sys.exit(1)
     click.echo(json.dumps(answer, indent=1))
 
 

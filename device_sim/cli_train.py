@@ -13,57 +13,57 @@ from pathlib import Path
 
 import click
 
+from common.cli_options import (
+    click_errors,
+    config_file_option,
+    existing_dir_option,
+    manifest_option,
+    out_dir_option,
+    seed_option,
+    splits_option,
+)
 from corpora.manifest import ManifestError, manifest_path, read_manifest
 from corpora.splits import SplitError, speakers_of
+
+_threads_option = click.option(
+    "--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads."
+)
+
+
+def _split_options(only: str, example: str):
+    """``--splits`` and ``--split`` (checked by :func:`_utterances`): one split's speakers only."""
+
+    def decorate(f):
+        f = click.option("--split", default=None, help=f"Split name, e.g. {example}.")(f)
+        text = f"Speaker splits JSON; with --split, {only} that split's speakers."
+        return splits_option(text, path_type=Path)(f)
+
+    return decorate
 
 
 def _utterances(manifest: Path, splits: Path | None, split: str | None, speakers: tuple[str, ...]):
     if (splits is None) != (split is None):
         raise click.UsageError("--splits and --split go together")
     wanted = set(speakers) or None
-    try:
+    with click_errors(ManifestError, SplitError):
         if splits is not None:
             in_split = set(speakers_of(splits, split))
             wanted = in_split if wanted is None else wanted & in_split
         return read_manifest(manifest, None if wanted is None else sorted(wanted))
-    except (ManifestError, SplitError) as e:
-        raise click.ClickException(str(e)) from e
 
 
 @click.command()
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="Manifest JSONL or prepared-corpus folder.",
+@manifest_option()
+@out_dir_option(
+    "Checkpoint folder to write (model.safetensors, model.json, data.json).", path_type=Path
 )
-@click.option(
-    "--out",
-    type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Checkpoint folder to write (model.safetensors, model.json, data.json).",
-)
-@click.option(
-    "--splits",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Speaker splits JSON; with --split, train only on that split's speakers.",
-)
-@click.option("--split", default=None, help="Split name, e.g. target_members.")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="YAML of config overrides (see models/asr/config.py).",
-)
+@_split_options("train only on", "target_members")
+@config_file_option("YAML of config overrides (see models/asr/config.py).", path_type=Path)
 @click.option(
     "--epochs", type=click.IntRange(min=1), default=None, help="Max epochs of the final stage."
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="Seed of split, init and shuffling."
-)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
+@seed_option("Seed of split, init and shuffling.")
+@_threads_option
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -100,30 +100,24 @@ def train(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if threads is not None:
         torch.set_num_threads(threads)
-    try:
+    with click_errors(ValueError, kind=click.BadParameter, param_hint="--defense"):
         chosen = voice_defense(defense)
-    except ValueError as e:
-        raise click.BadParameter(str(e), param_hint="--defense") from e
     if "serve" in chosen.stage.split("+"):
         raise click.BadParameter(
             f"{chosen.name} has a serving defense: train without it and serve with "
             f"`device-sim serve --output {chosen.output}`",
             param_hint="--defense",
         )
-    try:
+    with click_errors(ConfigError, ManifestError, ValueError, kind=click.UsageError):
         config = load_config(config_path, {"training": {"epochs": epochs}} if epochs else None)
         config = merge_config(config, chosen.config)
         reference = reference_utterances(manifest, config)
-    except (ConfigError, ManifestError, ValueError) as e:
-        raise click.UsageError(str(e)) from e
     utts = _utterances(manifest, splits, split, ())
     cache = cache_dir if cache_dir is not None else manifest_path(manifest).parent / "features"
-    try:
+    with click_errors(TrainingDataError):
         rec, report = train_recognizer(
             utts, config, seed=seed, out_dir=out, cache_dir=cache, reference=reference
         )
-    except TrainingDataError as e:
-        raise click.ClickException(str(e)) from e
     d = report["data"]
     click.echo(f"model {rec.model_id} written to {out}")
     click.echo(
@@ -146,27 +140,10 @@ def train(
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    required=True,
-    help="Checkpoint folder.",
-)
-@click.option(
-    "--manifest",
-    type=click.Path(exists=True, path_type=Path),
-    required=True,
-    help="Manifest JSONL or prepared-corpus folder.",
-)
+@existing_dir_option("--model", "model_dir", help="Checkpoint folder.", path_type=Path)
+@manifest_option()
 @click.option("--speakers", multiple=True, help="Evaluate only these speakers (repeatable).")
-@click.option(
-    "--splits",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Speaker splits JSON; with --split, evaluate only that split's speakers.",
-)
-@click.option("--split", default=None, help="Split name, e.g. target_nonmembers.")
+@_split_options("evaluate only", "target_nonmembers")
 @click.option(
     "--utterances",
     "subset",
@@ -176,7 +153,7 @@ def train(
     help="Which utterances by the checkpoint's data.json: 'unseen' = not trained on.",
 )
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True)
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="torch intra-op threads.")
+@_threads_option
 @click.option(
     "--json",
     "json_out",
@@ -200,10 +177,8 @@ def evaluate(
     from models.asr.recognizer import CheckpointError, load_recognizer
     from models.asr.train import DATA_JSON_NAME
 
-    try:
+    with click_errors(CheckpointError):
         rec = load_recognizer(model_dir, threads=threads)
-    except CheckpointError as e:
-        raise click.ClickException(str(e)) from e
     utts = _utterances(manifest, splits, split, speakers)
     if subset != "all":
         data_path = model_dir / DATA_JSON_NAME

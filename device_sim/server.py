@@ -6,7 +6,7 @@ limits), and subscribes to every client's request topic. The MQTT network thread
 the cheap parts of a request (rate limit, framing, header) and queues it; one worker thread
 decodes audio, runs the recognizer, hardens the answer and publishes it on the sender's
 response topic. Every failure becomes an error answer with a distinct code
-(:class:`device_sim.protocol.ErrorCode`); nothing a client sends stops the device. paho
+(:class:`device_sim.contract.ErrorCode`); nothing a client sends stops the device. paho
 reconnects by itself after a broker restart, and QoS 1 answers queued while disconnected are
 sent when the connection is back.
 """
@@ -29,7 +29,7 @@ from paho.mqtt.properties import Properties
 from device_sim.acl import device_username
 from device_sim.audio_input import decode_audio
 from device_sim.collect import KaldiCollector
-from device_sim.protocol import (
+from device_sim.contract import (
     DEFAULT_LIMITS,
     QOS,
     SCHEMA_VERSION,
@@ -37,7 +37,6 @@ from device_sim.protocol import (
     Limits,
     ProtocolError,
     client_id_from_request_topic,
-    connect_mqtt,
     error_answer,
     parse_header,
     peek_correlation,
@@ -47,6 +46,7 @@ from device_sim.protocol import (
     status_topic,
 )
 from device_sim.ratelimit import RateLimiter
+from device_sim.transport import connect_mqtt
 from models.asr.recognizer import RecognizerInputError
 from models.privacy.serving import OutputPolicy, parse_output_policy
 

@@ -11,6 +11,22 @@ import logging
 
 import click
 
+from common.cli_options import (
+    address_option,
+    click_errors,
+    executor_option,
+    existing_dir_option,
+    out_dir_option,
+    seed_option,
+)
+
+_cache_dir_option = click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Decoded-image cache [default: ~/.cache/iot-privacy-auditor/cifar10].",
+)
+
 
 @click.group()
 def cifar() -> None:
@@ -22,13 +38,11 @@ def cifar() -> None:
 @click.option(
     "--data", required=True, type=click.Path(), help="Zip / class tree / cifar-10-batches-py."
 )
-@click.option(
-    "--out", required=True, type=click.Path(file_okay=False), help="Target folder to write."
-)
+@out_dir_option("Target folder to write.")
 @click.option(
     "--train-size", required=True, type=click.IntRange(min=1), help="Members (training records)."
 )
-@click.option("--seed", required=True, type=int, help="Seeds the member split and the training.")
+@seed_option("Seeds the member split and the training.", required=True)
 @click.option("--epochs", type=click.IntRange(min=1), default=100, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--weight-decay", type=float, default=0.0, show_default=True, help="L2 coefficient.")
@@ -51,12 +65,7 @@ def cifar() -> None:
     default=None,
     help="Held-out non-members [default: train size].",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Decoded-image cache [default: ~/.cache/iot-privacy-auditor/cifar10].",
-)
+@_cache_dir_option
 @click.option(
     "--download", is_flag=True, help="Fetch the official CIFAR-10 batches into --data if absent."
 )
@@ -96,7 +105,7 @@ def train_target_command(
         "dropout": dropout,
         "num_threads": threads,
     }
-    try:
+    with click_errors(ValueError):  # DatasetError, bad sizes, unknown defenses: a clear message
         summary = train_target(
             data,
             out,
@@ -110,8 +119,6 @@ def train_target_command(
             progress=not quiet,
             defense=defense,
         )
-    except ValueError as e:  # DatasetError, bad sizes, unknown defenses: a clear message
-        raise click.ClickException(str(e)) from e
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -122,34 +129,16 @@ def train_target_command(
     required=True,
     type=click.Choice(["shokri", "mlleaks", "threshold", "lira"]),
 )
-@click.option(
-    "--target",
-    "target_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder written by train-target.",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Writes metrics.json and ROC plots.",
-)
-@click.option(
-    "--seed", required=True, type=int, help="Seeds the attack and the evaluation subsample."
-)
+@existing_dir_option("--target", "target_dir", help="Folder written by train-target.")
+@out_dir_option("Writes metrics.json and ROC plots.")
+@seed_option("Seeds the attack and the evaluation subsample.", required=True)
 @click.option(
     "--data",
     type=click.Path(),
     default=None,
     help="Dataset [default: the one the target recorded].",
 )
-@click.option(
-    "--cache-dir",
-    type=click.Path(file_okay=False),
-    default=None,
-    help="Decoded-image cache [default: ~/.cache/iot-privacy-auditor/cifar10].",
-)
+@_cache_dir_option
 @click.option(
     "--shadow-epochs",
     type=click.IntRange(min=1),
@@ -163,13 +152,11 @@ def train_target_command(
     help="Members and non-members scored [default: all members, as many non-members].",
 )
 @click.option("--n-bootstrap", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option(
-    "--executor", type=click.Choice(["local", "ray", "serial"]), default="local", show_default=True
-)
+@executor_option
 @click.option(
     "--workers", type=click.IntRange(min=1), default=None, help="Parallel jobs [default: cores]."
 )
-@click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+@address_option
 @click.option(
     "--param",
     "params",
@@ -195,8 +182,9 @@ def attack_command(
 ) -> None:
     """Run one membership attack against a trained target and score it."""
     from auditor.cifar.audit import run_attack
+    from auditor.metrics import METRIC_KEYS
 
-    try:
+    with click_errors(ValueError):
         metrics = run_attack(
             target_dir,
             attack,
@@ -212,20 +200,7 @@ def attack_command(
             n_eval=n_eval,
             n_bootstrap=n_bootstrap,
         )
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e
-    shown = (
-        "accuracy",
-        "precision",
-        "recall",
-        "f1",
-        "auc",
-        "tpr_at_fpr",
-        "n_members",
-        "n_nonmembers",
-        "n_queries",
-        "seconds",
-    )
+    shown = (*METRIC_KEYS, "n_queries", "seconds")
     click.echo(json.dumps({k: metrics.get(k) for k in shown}, indent=2))
 
 

@@ -1,7 +1,7 @@
 """``auditor shadow|audit|report|demo``: the voice-device audit from the command line.
 
 Each command's options mirror one library function: :func:`auditor.voice.shadow.train_shadows`,
-:func:`auditor.voice.audit.audit_users`, :func:`auditor.reports.write_reports`,
+:func:`auditor.voice.audit.audit_users`, :func:`auditor.voice.reports.write_reports`,
 :func:`auditor.voice.demo.run_demo`.
 """
 
@@ -13,6 +13,22 @@ from pathlib import Path
 
 import click
 
+from common.cli_options import (
+    address_option,
+    click_errors,
+    config_file_option,
+    executor_option,
+    existing_dir_option,
+    existing_file_option,
+    manifest_option,
+    out_dir_option,
+    overrides_argument,
+    quick_option,
+    retries_option,
+    seed_option,
+    splits_option,
+    timeout_option,
+)
 from models.asr.config import ConfigError, load_config
 
 
@@ -28,29 +44,16 @@ def _shadow_folders(path: Path) -> list[Path]:
 
 
 @click.command()
-@click.option("--manifest", required=True, type=click.Path(exists=True), help="Prepared corpus.")
-@click.option("--splits", required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
-    help="Recognizer YAML (the target's recipe); default: built-in.",
-)
+@manifest_option("Prepared corpus.", path_type=None)
+@splits_option(required=True)
+@config_file_option("Recognizer YAML (the target's recipe); default: built-in.")
 @click.option("-k", "--shadows", "k", type=int, default=2, show_default=True)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(file_okay=False),
-    help="Cache folder; shadows already there with the same settings are reused.",
-)
-@click.option(
-    "--executor", type=click.Choice(["local", "ray", "serial"]), default="local", show_default=True
-)
-@click.option("--address", default=None, help="Ray cluster address (with --executor ray).")
+@out_dir_option("Cache folder; shadows already there with the same settings are reused.")
+@executor_option
+@address_option
 @click.option("--workers", type=int, default=None, help="Parallel trainings (default: cores).")
 @click.option("--threads-per-worker", type=int, default=1, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 def shadow(
     manifest, splits, config_path, k, out, executor, address, workers, threads_per_worker, seed
 ):
@@ -60,11 +63,9 @@ def shadow(
     from corpora.splits import SplitError, speakers_of
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    try:
+    with click_errors(ConfigError, SplitError):
         config = load_config(config_path)
         pool = speakers_of(splits, "shadow_pool")
-    except (ConfigError, SplitError) as e:
-        raise click.ClickException(str(e)) from e
     ex = get_executor(
         executor, max_workers=workers, address=address, threads_per_worker=threads_per_worker
     )
@@ -87,39 +88,32 @@ def _read_users(path: str) -> tuple[list[str], list[str]]:
 @click.command()
 @click.option("--device-id", required=True)
 @click.option("--broker", required=True, help="mqtt://HOST:PORT of the device's broker.")
-@click.option(
+@existing_file_option(
     "--users",
     "users_file",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False),
     help='JSON {"members": [...], "nonmembers": [...]}: the audited users.',
 )
-@click.option("--manifest", required=True, type=click.Path(exists=True))
-@click.option(
-    "--shadows",
-    "shadow_dir",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="Folder of trained shadows (auditor shadow --out).",
+@manifest_option(None, path_type=None)
+@existing_dir_option(
+    "--shadows", "shadow_dir", help="Folder of trained shadows (auditor shadow --out)."
 )
-@click.option(
+@existing_file_option(
     "--target-data",
-    type=click.Path(exists=True, dir_okay=False),
-    default=None,
     help="The target's data.json: audits the seen and unseen conditions and checks "
     "the users' labels against its speakers.",
+    required=False,
 )
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run directory.")
+@out_dir_option("Run directory.")
 @click.option("--audios-per-user", type=int, default=5, show_default=True)
 @click.option("--users-sweep", default="25,50,100", show_default=True, callback=_int_list)
 @click.option("--audios-sweep", default="1,2,3,5,8,10", show_default=True, callback=_int_list)
 @click.option("--budget", type=int, default=None, help="Most device queries to send this run.")
-@click.option("--timeout", "timeout_s", type=float, default=30.0, show_default=True)
-@click.option("--retries", type=int, default=2, show_default=True)
+@timeout_option()
+@retries_option
 @click.option("--client-id", default=None)
 @click.option("--n-estimators", type=int, default=300, show_default=True)
 @click.option("--n-bootstrap", type=int, default=1000, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option()
 def audit(
     device_id,
     broker,
@@ -146,8 +140,8 @@ def audit(
     queries.jsonl.
     """
     from auditor.config import prepare_run_dir
-    from auditor.reports import format_table, write_reports
     from auditor.voice.audit import AuditError, audit_users
+    from auditor.voice.reports import format_table, write_reports
     from auditor.voice.shadow import load_shadow
     from corpora.manifest import ManifestError
 
@@ -167,7 +161,7 @@ def audit(
         },
         seed,
     )
-    try:
+    with click_errors(AuditError, ManifestError, ConnectionError):
         metrics = audit_users(
             manifest,
             run_dir,
@@ -188,8 +182,6 @@ def audit(
             n_bootstrap=n_bootstrap,
             seed=seed,
         )
-    except (AuditError, ManifestError, ConnectionError) as e:
-        raise click.ClickException(str(e)) from e
     write_reports(run_dir)
     for cond in metrics["conditions"]:
         click.echo(format_table(metrics, cond))
@@ -201,19 +193,17 @@ def audit(
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False))
 def report(run_dir):
     """(Re)write the HTML/JSON reports of an audited RUN_DIR."""
-    from auditor.reports import write_reports
+    from auditor.voice.reports import write_reports
 
-    try:
+    with click_errors(FileNotFoundError):
         click.echo(write_reports(run_dir))
-    except FileNotFoundError as e:
-        raise click.ClickException(str(e)) from e
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--quick", is_flag=True, help="Small corpus and models (a few minutes).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.argument("overrides", nargs=-1, type=click.UNPROCESSED)
+@out_dir_option(default="runs/demo")
+@quick_option("Small corpus and models (a few minutes).")
+@seed_option()
+@overrides_argument
 def demo(out, quick, seed, overrides):
     """Synthesize, train target and shadows, serve the device, audit 50 users, report.
 
@@ -222,7 +212,5 @@ def demo(out, quick, seed, overrides):
     from auditor.voice.demo import run_demo
 
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
-    try:
+    with click_errors(ValueError):
         run_demo(out, quick=quick, seed=seed, overrides=overrides)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from e

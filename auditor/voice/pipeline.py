@@ -15,22 +15,16 @@ The config is :data:`AUDIT_CONFIG` (``auditor/voice/demo.yaml``): the one of ``a
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterable
-from contextlib import contextmanager
 from pathlib import Path
 
 from auditor.config import apply_overrides, apply_section, load_config, prepare_run_dir
+from device_sim.launch import serve_in_subprocess
 
 #: The audit's config: corpus, splits, recognizer, shadows, device, audit, and the ``timit``
 #: (``--corpus``) and ``quick`` override sections.
 AUDIT_CONFIG = Path(__file__).with_name("demo.yaml")
-DEVICE_START_TIMEOUT_S = 120.0
 
 
 def audit_config(
@@ -53,78 +47,6 @@ def audit_config(
         config["corpus"]["path"] = str(Path(corpus).resolve())
     config = apply_section(config, "quick", use=quick)
     return apply_overrides(config, overrides, source=str(path))
-
-
-@contextmanager
-def running_device(
-    model: Path,
-    device_id: str,
-    *,
-    broker_kind: str,
-    profile: str,
-    log_path: Path,
-    output: str = "full",
-):
-    """Run ``device-sim serve`` (with its private broker) in a subprocess; yields the broker URL.
-
-    ``output`` is the device's output hardening (``device-sim serve --output``). The device's
-    stderr goes to ``log_path``; the process is stopped with SIGINT on exit.
-    """
-    cmd = [
-        sys.executable,
-        "-m",
-        "device_sim.cli",
-        "serve",
-        "--model",
-        str(model),
-        "--device-id",
-        device_id,
-        "--broker-kind",
-        broker_kind,
-        "--profile",
-        profile,
-        "--output",
-        output,
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stderr=subprocess.PIPE,
-        stdout=subprocess.DEVNULL,
-        text=True,
-        env=os.environ | {"PYTHONUNBUFFERED": "1"},
-    )
-    lines: list[str] = []
-    url: list[str] = []
-    online = threading.Event()
-
-    def drain() -> None:
-        with log_path.open("w") as f:
-            for line in proc.stderr:
-                f.write(line)
-                f.flush()
-                lines.append(line.rstrip())
-                if " broker at " in line:
-                    url.append(line.rsplit(" broker at ", 1)[1].strip())
-                if f"device {device_id} online" in line:
-                    online.set()
-        online.set()  # the process ended
-
-    threading.Thread(target=drain, daemon=True).start()
-    try:
-        if not online.wait(DEVICE_START_TIMEOUT_S) or proc.poll() is not None or not url:
-            raise RuntimeError(
-                f"device did not come online ({' '.join(cmd)}); its log {log_path}: "
-                + " | ".join(lines[-5:])
-            )
-        yield url[0]
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def prepare_audit_corpus(run_dir: Path, cfg: dict, seed: int, root: Path | None = None) -> Path:
@@ -186,7 +108,7 @@ def run_user_audit(
     the HTML.
     Returns ``metrics.json``'s document plus ``stages`` (seconds per stage).
     """
-    from auditor.reports import write_reports
+    from auditor.voice.reports import write_reports
 
     run_dir = prepare_run_dir(out, cfg, seed)
     stages: dict[str, float] = {}
@@ -291,14 +213,15 @@ def _audit_device(
     target_data = json.loads((target_dir / "data.json").read_text())
     dev = cfg["device"]
     t = time.perf_counter()
-    with running_device(
+    with serve_in_subprocess(
         target_dir,
         dev["device_id"],
         broker_kind=dev["broker_kind"],
         profile=dev["profile"],
         log_path=run_dir / "device.log",
         output=dev.get("output", "full"),
-    ) as broker:
+    ) as device:
+        broker = device.url
         stages["device_start"] = time.perf_counter() - t
         print(f"[audit] device {dev['device_id']} online at {broker}; auditing", flush=True)
         t = time.perf_counter()
@@ -328,7 +251,7 @@ def _audit_device(
 def _print_results(
     metrics: dict, stages: dict[str, float], run_dir: Path, summary: Path | None
 ) -> None:
-    from auditor.reports import format_table
+    from auditor.voice.reports import format_table
 
     for cond in metrics["conditions"]:
         print()

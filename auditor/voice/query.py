@@ -5,7 +5,7 @@ Every query ends as one JSON line in a record file: ``{"model", "utt_id", "speak
 for a failed query. Before querying, the record is read back: utterances already answered
 (or refused by the device for good, e.g. ``too_short``) are not sent again, so an interrupted
 audit resumes where it stopped; timeouts and lost connections are retried on the next run.
-The device is reached only through :class:`device_sim.protocol.DeviceClient`.
+The device is reached only through :class:`device_sim.client.DeviceClient`.
 """
 
 from __future__ import annotations
@@ -214,7 +214,8 @@ def query_device(
         ``ConnectionError`` if the broker cannot be reached. Stops early (``stopped`` says why)
         when the budget is spent or :data:`OFFLINE_AFTER_TIMEOUTS` queries in a row time out.
     """
-    from device_sim.protocol import DeviceClient, DeviceError, DeviceTimeout
+    from device_sim.client import DeviceClient
+    from device_sim.contract import DeviceError, DeviceTimeout
 
     client = DeviceClient(
         broker,

@@ -19,23 +19,15 @@ a cut run keeps what finished), ``table.md`` and ``privacy_utility.png``.
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
-
 import numpy as np
 
 from auditor.cifar.defense_grid import check_grid_config, run_defense_grid
 from auditor.recipe_cli import recipe_command
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = Path(__file__).with_name("config.yaml")
-
 main = recipe_command(
-    CONFIG,
-    partial(run_defense_grid, root=REPO),
+    __file__,
+    run_defense_grid,
     check=check_grid_config,
-    repo=REPO,
-    name="cifar10_defenses",
     summary="Defenses on CIFAR-10",
     quick_help="Smoke configuration (tiny sizes, 1 epoch).",
 )

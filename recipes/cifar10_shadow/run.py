@@ -12,20 +12,12 @@ what finished), ``table.md`` and ROC plots ``roc_n<size>_{linear,log}.png``.
 
 from __future__ import annotations
 
-from functools import partial
-from pathlib import Path
-
 from auditor.cifar.size_sweep import run_size_sweep
 from auditor.recipe_cli import recipe_command
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG = Path(__file__).with_name("config.yaml")
-
 main = recipe_command(
-    CONFIG,
-    partial(run_size_sweep, root=REPO),
-    repo=REPO,
-    name="cifar10_shadow",
+    __file__,
+    run_size_sweep,
     summary="Table 1 of the reference paper",
     quick_help="Smoke configuration (tiny sizes, 2 epochs).",
 )

@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from device_sim.audio_input import decode_audio, wav_missing_bytes
-from device_sim.protocol import DEFAULT_LIMITS, ErrorCode, ProtocolError, encode_audio
+from device_sim.contract import DEFAULT_LIMITS, ErrorCode, ProtocolError, encode_audio
 
 RATE = 16000
 

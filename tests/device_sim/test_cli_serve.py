@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from device_sim.cli import main
-from device_sim.protocol import encode_audio
+from device_sim.contract import encode_audio
 
 pytestmark = pytest.mark.slow  # the device CLI in subprocesses, with brokers
 
@@ -88,7 +88,7 @@ def test_broker_command_runs_amqtt_until_sigint():
     import paho.mqtt.client as mqtt
 
     from device_sim.brokers import free_port
-    from device_sim.protocol import connect_mqtt
+    from device_sim.transport import connect_mqtt
 
     port = free_port()
     proc = subprocess.Popen(

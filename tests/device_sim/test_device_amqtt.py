@@ -8,7 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from device_sim.protocol import DeviceClient, DeviceError, ErrorCode, encode_audio
+from device_sim.client import DeviceClient
+from device_sim.contract import DeviceError, ErrorCode, encode_audio
 
 RATE = 16000
 

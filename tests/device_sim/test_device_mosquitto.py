@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from device_sim.acl import device_username
 from device_sim.brokers import MosquittoBroker, free_port
-from device_sim.protocol import (
+from device_sim.client import DeviceClient
+from device_sim.contract import (
     DEFAULT_LIMITS,
-    DeviceClient,
     DeviceTimeout,
     ErrorCode,
     encode_audio,

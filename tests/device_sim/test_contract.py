@@ -1,4 +1,4 @@
-"""Wire contract: framing, header checks, topics, URLs (no broker needed)."""
+"""Wire contract: framing, header checks, topics (no broker needed)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device_sim import protocol
-from device_sim.protocol import (
+from device_sim import contract
+from device_sim.contract import (
     DEFAULT_LIMITS,
     SCHEMA_VERSION,
     ErrorCode,
@@ -24,7 +24,6 @@ from device_sim.protocol import (
     encode_audio,
     encode_request,
     make_header,
-    parse_broker_url,
     parse_header,
     peek_correlation,
     request_topic,
@@ -101,7 +100,7 @@ def test_error_codes_are_distinct_and_aliases_are_refused():
     # ErrorCode's own definition with one alias more must not define a class (@enum.unique)
     source = inspect.getsource(ErrorCode) + '    ALIAS = "malformed_frame"\n'
     with pytest.raises(ValueError, match="duplicate values found.*ALIAS -> MALFORMED_FRAME"):
-        exec(source, vars(protocol).copy())
+        exec(source, vars(contract).copy())
 
 
 def test_header_without_options_reads_as_empty_options():
@@ -180,17 +179,11 @@ def test_topics_and_ids():
         client_id_from_request_topic("voice/d1/status")
 
 
-def test_parse_broker_url():
-    assert parse_broker_url("mqtt://127.0.0.1:1999").port == 1999
-    assert parse_broker_url("localhost").port == 1883
-    with pytest.raises(ValueError, match="mqtt://"):
-        parse_broker_url("http://x:1")
-    with pytest.raises(ValueError, match="username"):
-        parse_broker_url("mqtt://u:p@x:1")
-
-
-def test_protocol_module_does_not_import_torch():
-    code = "import sys, device_sim.protocol; print('torch' in sys.modules)"
+def test_contract_module_imports_neither_torch_nor_paho():
+    code = (
+        "import sys, device_sim.contract; "
+        "print(sorted(m for m in ('torch', 'paho') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "[]"
     assert SCHEMA_VERSION == 1
