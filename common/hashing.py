@@ -1,13 +1,15 @@
 """Content digests (hex) of bytes, text, arrays, JSON documents and files.
 
-The one place the project hashes content: training-data fingerprints recorded in checkpoints,
-cache keys and file names, in-memory record checks. SHA-256 unless a caller asks otherwise.
+The one place the project hashes content: training-data fingerprints and model ids recorded in
+checkpoints, cache keys and file names, in-memory record checks, the CIFAR-10 archive's md5.
+SHA-256 unless a caller asks otherwise.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,14 @@ def digest(*parts: bytes | str | np.ndarray, algorithm: str = "sha256") -> str:
             part = np.ascontiguousarray(part).tobytes()
         h.update(part)
     return h.hexdigest()
+
+
+def arrays_digest(arrays: Mapping[str, np.ndarray], algorithm: str = "sha256") -> str:
+    """Digest of named arrays (e.g. a network's weights) in sorted name order: each name, then
+    the array's C-order bytes (:func:`digest`)."""
+    return digest(
+        *(p for name in sorted(arrays) for p in (name, arrays[name])), algorithm=algorithm
+    )
 
 
 def records_digest(x: np.ndarray, y: np.ndarray, algorithm: str = "sha256") -> str:

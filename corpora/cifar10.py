@@ -18,7 +18,6 @@ zip entry outside the class-folder layout) raises :class:`DatasetError` naming t
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -35,6 +34,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
+from common.hashing import file_digest
 from corpora.splits import SplitError, draw_splits, read_record_splits, write_splits
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def load_image_dataset(
     if not use_cache:
         return _decode_source(src, progress=progress)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    entry = cache / source_fingerprint(src)
+    entry = cache / file_digest(src)  # sha256 of the file, or of the folder's paths and files
     if all((entry / f).exists() for f in _CACHE_FILES):
         log.info("loading cached arrays from %s", entry)
         return _read_cache(entry)
@@ -154,22 +154,6 @@ def _decode_source(src: Path, *, progress: bool) -> ImageDataset:
 
 # --------------------------------------------------------------------------------------
 # cache
-
-
-def source_fingerprint(path: str | Path) -> str:
-    """sha256 (hex) of a file's bytes, or of a folder's sorted relative paths and file bytes."""
-    p = Path(path)
-    h = hashlib.sha256()
-    if p.is_file():
-        with p.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
-        return h.hexdigest()
-    for f in sorted(q for q in p.rglob("*") if q.is_file()):
-        h.update(f.relative_to(p).as_posix().encode() + b"\0")
-        h.update(f.read_bytes())
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 def _write_cache(entry: Path, ds: ImageDataset) -> None:
@@ -397,7 +381,7 @@ def download_cifar10(dest: str | Path, *, url: str = CIFAR10_URL) -> Path:
     except (urllib.error.URLError, OSError) as e:
         archive.unlink(missing_ok=True)
         raise RuntimeError(f"cannot download CIFAR-10 from {url} (offline?): {e}") from e
-    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
+    md5 = file_digest(archive, algorithm="md5")
     if md5 != CIFAR10_MD5:
         raise DatasetError(f"{archive}: md5 {md5} is not the official {CIFAR10_MD5}")
     with tarfile.open(archive) as tf:

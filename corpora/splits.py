@@ -1,24 +1,31 @@
-"""Seeded splits and splits files: speakers (voice path) and record indices (image path).
+"""Seeded splits and splits files: speakers (voice path), utterances and record indices.
 
-Both paths draw disjoint named sets the same way (:func:`draw_splits`: one seeded permutation
-cut in consecutive chunks) and write them as JSON ``{**meta, "splits": {name: [item, ...]}}``
-(:func:`write_splits`). Speaker splits are drawn from a manifest and written once per run by :func:`make_splits`
-(``auditor corpus split``)
-and read by ``device-sim train --splits S --split target_members`` and by the auditor
-(:func:`read_splits`, the sets of :data:`SPLIT_NAMES` disjoint). Record splits index the pooled
-CIFAR-10 records (:func:`corpora.cifar10.member_split`, :func:`read_record_splits`, every
-set disjoint).
+Every path draws disjoint named sets the same way (:func:`draw_splits`: one seeded permutation
+cut in consecutive chunks) and the files are JSON ``{**meta, "splits": {name: [item, ...]}}``
+(:func:`write_splits`). Speaker splits are drawn from a manifest and written once per run by
+:func:`make_splits` (``auditor corpus split``) and read by ``device-sim train --splits S --split
+target_members`` and by the auditor (:func:`read_splits`, the sets of :data:`SPLIT_NAMES`
+disjoint). Record splits index the pooled CIFAR-10 records
+(:func:`corpora.cifar10.member_split`, :func:`read_record_splits`, every set disjoint).
+
+Draws made in memory, never written as splits files: the per-speaker utterance hold-out of
+recognizer training (:func:`split_utterances`), the near-equal parts of model stacking
+(:func:`draw_parts`); written with the record splits, the advreg reference records drawn among
+those no split holds (:func:`draw_unused`); the auditor's shadow IN/OUT draws
+(:func:`auditor.voice.shadow.shadow_splits`, :func:`auditor.cifar.attacks.shadow.in_out_splits`)
+are :func:`draw_splits` calls on one generator.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from corpora.manifest import read_manifest
+from corpora.manifest import Utterance, read_manifest
 
 #: The split names every splits file has (more may be added, e.g. per-shadow splits).
 SPLIT_NAMES = ("target_members", "target_nonmembers", "shadow_pool", "eval_users")
@@ -31,16 +38,19 @@ class SplitError(ValueError):
 def draw_splits(
     n_total: int,
     sizes: Mapping[str, int],
-    seed: int,
+    seed: int | np.random.Generator,
     *,
     unit: str = "records",
     where: str = "the pool",
+    sort: bool = True,
 ) -> dict[str, np.ndarray]:
     """Disjoint seeded index sets over ``range(n_total)``.
 
     One permutation, ``np.random.default_rng(seed).permutation(n_total)``, is cut into
-    consecutive chunks of ``sizes`` (in their order); each set comes back sorted (int64).
-    Indices not drawn stay unused. ``unit`` and ``where`` name the items and the pool in errors.
+    consecutive chunks of ``sizes`` (in their order); each set comes back sorted (int64), or in
+    permutation order with ``sort=False``. Indices not drawn stay unused. A ``Generator`` as
+    ``seed`` is drawn from in place, so successive calls on one generator give successive
+    independent draws. ``unit`` and ``where`` name the items and the pool in errors.
 
     Raises
     ------
@@ -57,9 +67,92 @@ def draw_splits(
     perm = np.random.default_rng(seed).permutation(n_total)  # (n_total,) int64
     cuts = np.cumsum([0, *sizes.values()])
     return {
-        name: np.sort(perm[start:stop])
+        name: np.sort(perm[start:stop]) if sort else perm[start:stop]
         for name, start, stop in zip(sizes, cuts[:-1], cuts[1:], strict=True)
     }
+
+
+def draw_parts(n_total: int, n_parts: int, seed: int | np.random.Generator) -> list[np.ndarray]:
+    """``n_parts`` disjoint sorted index sets covering ``range(n_total)`` (:func:`draw_splits`).
+
+    Sizes as ``np.array_split``'s: the first ``n_total % n_parts`` parts hold one more index.
+    """
+    base, extra = divmod(n_total, n_parts)
+    sizes = {str(i): base + (i < extra) for i in range(n_parts)}
+    return list(draw_splits(n_total, sizes, seed).values())
+
+
+def draw_unused(
+    n_total: int,
+    taken: Mapping[str, np.ndarray],
+    sizes: Mapping[str, int],
+    seed: int | np.random.Generator,
+    *,
+    unit: str = "records",
+    where: str = "the draw",
+) -> dict[str, np.ndarray]:
+    """Further index sets of ``sizes`` over ``range(n_total)``, outside every ``taken`` set.
+
+    Each set in turn is ``rng.choice`` (no replacement; ``rng = np.random.default_rng(seed)``)
+    of the indices no set, taken or drawn, holds yet; each comes back sorted (int64). Not
+    :func:`draw_splits`' draw: the CIFAR targets' advreg reference records were drawn so.
+
+    Raises
+    ------
+    SplitError
+        When fewer indices are left than a set needs (``where`` names the caller).
+    """
+    rng = np.random.default_rng(seed)
+    sets = dict(taken)
+    out: dict[str, np.ndarray] = {}
+    for name, n in sizes.items():
+        used = np.concatenate([np.zeros(0, dtype=np.int64), *sets.values()])
+        free = np.setdiff1d(np.arange(n_total), used)
+        if n > len(free):
+            raise SplitError(f"{where} needs {n} {name} {unit}, only {len(free)} unused")
+        out[name] = sets[name] = np.sort(rng.choice(free, n, replace=False))
+    return out
+
+
+@dataclass
+class UtteranceSplit:
+    """Utterances per role: ``train``, ``dev`` and ``heldout`` (never trained on)."""
+
+    train: list[Utterance] = field(default_factory=list)
+    dev: list[Utterance] = field(default_factory=list)
+    heldout: list[Utterance] = field(default_factory=list)
+
+
+def split_utterances(
+    utterances: Sequence[Utterance], heldout: int, dev: int, seed: int
+) -> UtteranceSplit:
+    """Per speaker: shuffle (seeded), take ``heldout``, then ``dev``, train on the rest.
+
+    Speakers in sorted order each cut one permutation of their utterances (sorted by id) from
+    one generator seeded with ``seed`` (:func:`draw_splits`, ``sort=False``); every list keeps
+    the permutation order, speaker after speaker (the order recognizer training reads them in).
+
+    Raises
+    ------
+    SplitError
+        Naming a speaker with fewer than ``heldout + dev + 1`` utterances.
+    """
+    by_speaker: dict[str, list[Utterance]] = {}
+    for u in utterances:
+        by_speaker.setdefault(u.speaker, []).append(u)
+    rng = np.random.default_rng(seed)
+    split = UtteranceSplit()
+    for spk in sorted(by_speaker):
+        utts = sorted(by_speaker[spk], key=lambda u: u.utt_id)
+        if len(utts) < heldout + dev + 1:
+            raise SplitError(
+                f"speaker {spk} has {len(utts)} utterances; {heldout} held out + {dev} dev + 1 "
+                "training utterance needed"
+            )
+        sizes = {"heldout": heldout, "dev": dev, "train": len(utts) - heldout - dev}
+        for role, idx in draw_splits(len(utts), sizes, rng, sort=False).items():
+            getattr(split, role).extend(utts[i] for i in idx)
+    return split
 
 
 def write_splits(path: str | Path, splits: Mapping[str, Iterable], **meta) -> dict:

@@ -8,7 +8,7 @@ conservative. The tables set our figures beside the reference paper's (``config[
 
 from __future__ import annotations
 
-from auditor.reports import fmt
+from auditor.metrics import fmt
 from models.privacy.registry import parse_defenses
 
 #: Column of the maximum AUC over the attacks of a setting.

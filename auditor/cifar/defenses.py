@@ -54,7 +54,7 @@ from auditor.cifar.attacks.threshold import best_threshold
 from auditor.cifar.target import CifarTarget
 from auditor.executor import as_executor
 from auditor.metrics import membership_metrics
-from common.hashing import records_digest as _digest
+from common.hashing import records_digest
 from models.privacy.serving import OutputPolicy
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def train_shadows(
         splits,
         answers,
         [j["seed"] for j in jobs],
-        [_digest(j["x_train"], j["y_train"]) for j in jobs],
+        [records_digest(j["x_train"], j["y_train"]) for j in jobs],
         time.perf_counter() - t0,
     )
 
@@ -151,7 +151,7 @@ class ReplayExecutor:
                 s = self.shadows.seeds.index(job["seed"])
             except ValueError:
                 raise ValueError(f"no trained shadow with seed {job['seed']}") from None
-            if _digest(job["x_train"], job["y_train"]) != self.shadows.fingerprints[s]:
+            if records_digest(job["x_train"], job["y_train"]) != self.shadows.fingerprints[s]:
                 raise ValueError(f"shadow {s}: the job's training records differ from its own")
             out.append(
                 {
@@ -183,7 +183,7 @@ class AnswerCache:
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
         """Hardened answers ``(n, C)`` of records ``x``, from the cache when seen before."""
-        key = f"{x.shape}:{_digest(x, np.zeros(0))}"
+        key = f"{x.shape}:{records_digest(x, np.zeros(0))}"
         if key not in self.raw_:
             self.raw_[key] = self.target.raw_proba(x)
         return self.target.policy.harden_proba(self.raw_[key])

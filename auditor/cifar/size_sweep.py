@@ -24,9 +24,9 @@ from auditor.cifar.audit import attack_target
 from auditor.cifar.target import load_target, train_target
 from auditor.config import prepare_run_dir, save_metrics
 from auditor.executor import get_executor
+from auditor.metrics import fmt
 from auditor.plots import save_roc_plots
 from auditor.recipe_cli import repo_path
-from auditor.reports import fmt
 from corpora.cifar10 import load_image_dataset
 
 log = logging.getLogger(__name__)

@@ -38,6 +38,7 @@ from corpora.cifar10 import (
     member_split,
     save_member_split,
 )
+from corpora.splits import draw_unused
 from models.privacy.registry import check_path, get_defense, parse_defenses
 from models.privacy.serving import OutputPolicy
 from models.vision.train import load_cnn, predict_proba, read_cnn_json, save_cnn, train_cnn
@@ -168,7 +169,7 @@ def train_target(
     seed : int
         Seeds the split and the training.
     cnn_config : dict, optional
-        Keys of :data:`models.vision.train.DEFAULT_TRAIN` / ``DEFAULT_ARCH``.
+        Keys of :data:`models.vision.config.DEFAULT_TRAIN` / ``DEFAULT_ARCH``.
     n_shadow_pool : int, optional
         Records given to the attacker; default ``2 * train_size``: shadow and reference models
         train on halves of it, as many records as the target.
@@ -198,12 +199,8 @@ def train_target(
     if cfg.get("advreg") is not None:  # reference non-members of target and shadows
         frac = get_defense("advreg").params(cfg["advreg"])["ref_fraction"]
         n_ref = max(1, int(round(frac * train_size)))
-        rng = np.random.default_rng(seed + 7)
-        for name in ("defender_reference", "shadow_reference"):  # each outside every split
-            free = np.setdiff1d(np.arange(len(x)), np.concatenate(list(split.values())))
-            if n_ref > len(free):
-                raise ValueError(f"advreg needs {n_ref} {name} records, only {len(free)} unused")
-            split[name] = np.sort(rng.choice(free, n_ref, replace=False))
+        refs = dict.fromkeys(("defender_reference", "shadow_reference"), n_ref)
+        split |= draw_unused(len(x), split, refs, seed + 7, where="advreg")  # outside every split
         ref = {"x_ref": x[split["defender_reference"]], "y_ref": y[split["defender_reference"]]}
     members, nonmembers = split["target_members"], split["target_nonmembers"]
     log.info("training target on %d members (seed %d, defense %s)", len(members), seed, defense)

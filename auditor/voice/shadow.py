@@ -25,6 +25,7 @@ import numpy as np
 from auditor.executor import as_executor
 from common.hashing import file_digest, json_digest
 from corpora.manifest import manifest_path, read_manifest
+from corpora.splits import draw_splits
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,9 @@ class ShadowModel:
 def shadow_splits(pool: Sequence[str], k: int, seed: int) -> list[dict[str, list[str]]]:
     """Divide ``pool`` into IN/OUT halves for ``k`` shadows (disjoint within each shadow).
 
-    Shadows ``2m`` and ``2m + 1`` use complementary halves of one seeded shuffle; an odd last
-    shadow gets a fresh random half.
+    Shadows ``2m`` and ``2m + 1`` use complementary halves of one seeded draw
+    (:func:`corpora.splits.draw_splits`, successive draws of one generator); an odd last shadow
+    gets a fresh random half.
 
     Returns
     -------
@@ -68,13 +70,12 @@ def shadow_splits(pool: Sequence[str], k: int, seed: int) -> list[dict[str, list
     if len(pool) < 2:
         raise ValueError(f"the shadow pool needs at least 2 speakers, has {len(pool)}")
     rng = np.random.default_rng(seed)
-    half = len(pool) // 2
+    halves = {"in": len(pool) // 2, "out": len(pool) - len(pool) // 2}
     out: list[dict[str, list[str]]] = []
     for j in range(k):
-        if j % 2 == 0:
-            order = [pool[i] for i in rng.permutation(len(pool))]
-            a, b = sorted(order[:half]), sorted(order[half:])
-            out.append({"in": a, "out": b})
+        if j % 2 == 0:  # sorted indices into the sorted pool: sorted speakers
+            drawn = draw_splits(len(pool), halves, rng, unit="speakers", where="the shadow pool")
+            out.append({name: [pool[i] for i in idx] for name, idx in drawn.items()})
         else:
             prev = out[-1]
             out.append({"in": prev["out"], "out": prev["in"]})

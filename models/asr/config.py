@@ -82,7 +82,7 @@ DEFAULT_CONFIG: dict = {
         "dpsgd": {
             # DP-SGD through Opacus over mini-batches of spliced windows (Poisson sampling):
             # epsilon is per window of 2 * context + 1 frames, neither per frame nor per
-            # speaker, and covers the network's SGD only (models/asr/train.py); batch norm is
+            # speaker, and covers the network's SGD only (models/asr/trainer.py); batch norm is
             # replaced by group norm (ModuleValidator.fix). Refused with advreg.
             "enabled": False,
             "noise_multiplier": 1.0,  # sigma

@@ -48,7 +48,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.config_merge import deep_merge as overlay  # lenient: resolve_config checks keys
+from common.config_merge import deep_merge
 from corpora.manifest import Utterance, read_manifest
 from models.privacy.registry import check_path, describe, get_defense, parse_defenses
 from models.privacy.serving import OutputPolicy
@@ -90,7 +90,7 @@ def voice_defense(spec: str) -> VoiceDefense:
         return parts[0]
     config: dict = {}
     for part in parts:
-        config = overlay(config, part.config)
+        config = deep_merge(config, part.config)  # lenient: resolve_config checks keys
     info = describe(spec)
     output = next((p.output for p in parts if p.stage == "serve"), "full")
     return VoiceDefense(info["name"], info["params"], info["stage"], config, output)

@@ -11,7 +11,6 @@ weights) and ``model.json`` (everything else, as JSON).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from common.hashing import arrays_digest, digest
 from corpora.phones import PHONES48, fold_48_to_39
 from models.asr.features import (
     RecognizerInputError,
@@ -115,9 +115,8 @@ class Recognizer:
         self.phones: tuple[str, ...] = PHONES48
         if config["features"]["cmvn"] == "global" and cmvn_mean is None:
             raise ValueError("cmvn mode 'global' needs cmvn_mean and cmvn_std")
-        self.model_id = hashlib.sha256(
-            _weights_digest(network) + json.dumps(self.model_doc(), sort_keys=True).encode()
-        ).hexdigest()[:12]
+        doc = json.dumps(self.model_doc(), sort_keys=True)
+        self.model_id = digest(bytes.fromhex(_weights_digest(network)), doc)[:12]
 
     def model_doc(self) -> dict:
         """Everything ``model.json`` holds except ``model_id`` (JSON-serialisable)."""
@@ -267,13 +266,13 @@ class Recognizer:
         return self.decode_log_posteriors(self.log_posteriors(feats), top_k=top_k)
 
 
-def _weights_digest(network: torch.nn.Module) -> bytes:
-    h = hashlib.sha256()
-    for name, tensor in sorted(network.state_dict().items()):
-        if isinstance(tensor, torch.Tensor):
-            h.update(name.encode())
-            h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return h.digest()
+def _weights_digest(network: torch.nn.Module) -> str:
+    """Digest of the network's tensors (:func:`common.hashing.arrays_digest`; other state
+    entries, e.g. packed parameters of a quantised copy, are left out)."""
+    state = network.state_dict()
+    return arrays_digest(
+        {n: t.detach().cpu().numpy() for n, t in state.items() if isinstance(t, torch.Tensor)}
+    )
 
 
 def save_recognizer(recognizer: Recognizer, path: str | Path) -> Path:

@@ -6,7 +6,7 @@ A phone segment of ``n`` frames gives its ``K`` states ``floor(i * K / n)`` for 
 leading and trailing low-energy frames go to the silences at both ends and the rest is cut
 into equal parts, one per inner phone. Both are then refined by forced
 re-alignment with the network (:func:`models.asr.viterbi.forced_align`, driven by
-:mod:`models.asr.train`).
+:mod:`models.asr.schedule`).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from common.hashing import digest, file_digest, json_digest, records_digest
+from common.hashing import arrays_digest, digest, file_digest, json_digest, records_digest
 
 
 def test_parts_are_hashed_in_turn():
@@ -16,6 +16,15 @@ def test_parts_are_hashed_in_turn():
     assert digest(b"ab", "é", x) == expected
     assert digest(b"ab", "é", np.asfortranarray(x)) == expected  # C order whatever the layout
     assert digest("ab", algorithm="sha1") == hashlib.sha1(b"ab").hexdigest()
+
+
+def test_arrays_digest_is_names_and_bytes_in_name_order():
+    w = np.arange(4, dtype=np.float32).reshape(2, 2)
+    b = np.array(3, dtype=np.int64)  # 0-d, as a batch-norm step counter
+    expected = hashlib.sha256(b"a.b" + b.tobytes() + b"a.w" + w.tobytes()).hexdigest()
+    assert arrays_digest({"a.w": w, "a.b": b}) == expected
+    assert arrays_digest({"a.w": np.asfortranarray(w), "a.b": b}) == expected
+    assert arrays_digest({"a.w": w, "a.b": b + 1}) != expected
 
 
 def test_records_digest_keeps_the_checkpoint_fingerprint():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from common.hashing import file_digest
 from corpora.cifar10 import (
     DatasetError,
     ImageDataset,
@@ -21,7 +22,6 @@ from corpora.cifar10 import (
     load_member_split,
     member_split,
     save_member_split,
-    source_fingerprint,
     write_class_zip,
 )
 
@@ -99,7 +99,7 @@ def test_cache_is_written_once_and_read_back(tmp_path):
     src = _zip(tmp_path / "d.zip", _tree_entries())
     cache = tmp_path / "cache"
     first = load_image_dataset(src, cache_dir=cache, progress=False)
-    entry = cache / source_fingerprint(src)
+    entry = cache / file_digest(src)
     assert sorted(p.name for p in entry.iterdir()) == sorted(
         ["x_train.npy", "y_train.npy", "x_test.npy", "y_test.npy", "classes.json"]
     )
@@ -224,3 +224,20 @@ def test_member_split_file_round_trip_and_overlap_check(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(DatasetError, match="in both target_members and shadow_pool"):
         load_member_split(tmp_path / "bad.json")
+
+
+def test_cache_key_and_archive_md5_keep_their_values(tmp_path):
+    """Pinned (values of the code before ``common.hashing`` computed them): the cache folder of a
+    decoded source and the md5 the official archive is checked against."""
+    (tmp_path / "d" / "sub").mkdir(parents=True)
+    (tmp_path / "d" / "b.py").write_bytes(b"B")
+    (tmp_path / "d" / "sub" / "a.txt").write_bytes(b"A")
+    (tmp_path / "f.bin").write_bytes(b"cifar")
+    assert file_digest(tmp_path / "d") == (
+        "649a77f8a2365a38a7f41a783f5b140a56ba8d6015c18fb6f04f2ce136b8fdad"
+    )
+    assert file_digest(tmp_path / "f.bin") == (
+        "b19f9308522231ee9ffbdd35dcbd6f83bff95bd45fb73d97203a8da1fa789ad3"
+    )
+    with pytest.raises(DatasetError, match="md5 f5e79fd55db721a19cf28aa3ea5f1573 is not the"):
+        download_cifar10(tmp_path / "dl", url=(tmp_path / "f.bin").as_uri())

@@ -10,11 +10,14 @@ import pytest
 from corpora.manifest import Utterance, write_manifest
 from corpora.splits import (
     SplitError,
+    draw_parts,
     draw_splits,
+    draw_unused,
     make_splits,
     read_record_splits,
     read_splits,
     speakers_of,
+    split_utterances,
     write_splits,
 )
 
@@ -65,6 +68,35 @@ def test_draw_is_consecutive_chunks_of_one_seeded_permutation():
         sorted(perm[3:7]),
     ]
     assert all(v.dtype == np.int64 for v in drawn.values())
+
+
+def test_draw_from_a_generator_continues_its_stream_and_may_keep_the_order():
+    rng, ref = np.random.default_rng(4), np.random.default_rng(4)
+    first = draw_splits(6, {"a": 2, "b": 3}, rng, sort=False)
+    second = draw_splits(6, {"a": 4}, rng, sort=False)
+    perm, then = ref.permutation(6), ref.permutation(6)
+    assert first["a"].tolist() == perm[:2].tolist() and first["b"].tolist() == perm[2:5].tolist()
+    assert second["a"].tolist() == then[:4].tolist()
+
+
+def test_draw_parts_keeps_the_stacking_draw():
+    """Pinned: ``np.array_split(rng.permutation(11), 3)``, each part sorted, as model stacking
+    drew its parts before (the generator is left where that draw left it)."""
+    rng = np.random.default_rng(2)
+    assert [p.tolist() for p in draw_parts(11, 3, rng)] == [[0, 2, 7, 9], [3, 5, 6, 10], [1, 4, 8]]
+    assert rng.permutation(4).tolist() == [2, 1, 0, 3]
+    assert [len(p) for p in draw_parts(2, 3, seed=0)] == [1, 1, 0]
+
+
+def test_draw_unused_keeps_the_advreg_reference_draw():
+    """Pinned (the draw ``auditor.cifar.target`` made before it moved here): successive
+    ``rng.choice`` of the records no set holds yet, as the targets' splits files record them."""
+    taken = {"a": np.arange(5), "b": np.array([10, 11, 12])}
+    drawn = draw_unused(20, taken, {"r1": 3, "r2": 3}, seed=7)
+    assert {k: v.tolist() for k, v in drawn.items()} == {"r1": [14, 16, 17], "r2": [7, 13, 15]}
+    assert list(taken) == ["a", "b"]  # the taken sets are left as they are
+    with pytest.raises(SplitError, match="advreg needs 10 r2 records, only 9 unused"):
+        draw_unused(20, taken, {"r1": 3, "r2": 10}, seed=7, where="advreg")
 
 
 def test_draw_refuses_negative_and_too_large_sizes():
@@ -188,3 +220,32 @@ def test_negative_size_is_refused(manifest, tmp_path):
             shadow_pool=-1,
             seed=0,
         )
+
+
+# split_utterances: the per-speaker hold-out of recognizer training
+
+
+def _utterances(counts: dict[str, int]) -> list[Utterance]:
+    return [
+        Utterance(f"{spk}_u{i}", spk, "x.wav", 1.0, "", ("sil",))
+        for spk, n in counts.items()
+        for i in reversed(range(n))
+    ]
+
+
+def test_split_utterances_keeps_its_draws():
+    """Pinned (the draw of the code before it moved here from ``models.asr.train``): the
+    figures' recognizers were trained on exactly these utterances, in this order."""
+    split = split_utterances(_utterances({"sb": 5, "sa": 3, "sc": 4}), 1, 1, seed=11)
+    assert [u.utt_id for u in split.train] == [
+        "sa_u2",
+        "sb_u4",
+        "sb_u0",
+        "sb_u2",
+        "sc_u1",
+        "sc_u0",
+    ]
+    assert [u.utt_id for u in split.dev] == ["sa_u0", "sb_u1", "sc_u2"]
+    assert [u.utt_id for u in split.heldout] == ["sa_u1", "sb_u3", "sc_u3"]
+    with pytest.raises(SplitError, match="speaker sa has 3 utterances; 2 held out"):
+        split_utterances(_utterances({"sb": 5, "sa": 3}), 2, 1, seed=0)

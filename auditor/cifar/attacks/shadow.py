@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from auditor.cifar.attacks.signals import log_proba
+from corpora.splits import draw_splits
 from models.privacy.serving import FULL, OutputPolicy
 from models.vision.train import predict_logits, train_cnn
 
@@ -88,16 +89,14 @@ def in_out_splits(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """For each of ``n_models`` shadows, disjoint random ``(in, out)`` index sets of ``size``.
 
-    Shadows draw independently (their sets may overlap, as in Shokri et al.).
+    Shadows draw independently (their sets may overlap, as in Shokri et al.), each one
+    :func:`corpora.splits.draw_splits` on one generator seeded with ``seed``.
     """
     if 2 * size > n_pool:
         raise ValueError(
             f"shadow models need 2 x {size} records (in + out) but the shadow data "
             f"hold only {n_pool}"
         )
-    rng = np.random.default_rng(seed)
-    splits = []
-    for _ in range(n_models):
-        order = rng.permutation(n_pool)
-        splits.append((np.sort(order[:size]), np.sort(order[size : 2 * size])))
-    return splits
+    rng = np.random.default_rng(seed)  # successive draws of one generator
+    drawn = (draw_splits(n_pool, {"in": size, "out": size}, rng) for _ in range(n_models))
+    return [(d["in"], d["out"]) for d in drawn]

@@ -25,7 +25,7 @@ from auditor.cifar.attacks import (
     ShokriAttack,
     ThresholdAttack,
 )
-from auditor.cifar.attacks.shadow import train_and_query
+from auditor.cifar.attacks.shadow import in_out_splits, train_and_query
 from auditor.cifar.attacks.signals import scaled_confidence
 from auditor.cifar.attacks.synthesis import (
     model_based_synthesis,
@@ -421,3 +421,15 @@ def test_shokri_default_features_are_class_ordered_and_see_the_label():
         aucs[attack.features] = membership_metrics(labels, scores, n_bootstrap=0)["auc"]
     assert aucs["class_order"] == 1.0  # the label's probability: 0.9 on members, 0.05 else
     assert aucs["sorted"] == 0.5  # (0.9, 0.05, 0.05) for everyone: one score per class
+
+
+def test_in_out_splits_keep_their_draws():
+    """Pinned (the draw of the code before it was built on ``corpora.splits.draw_splits``):
+    shadows draw in turn from one seeded generator."""
+    splits = in_out_splits(10, 3, 2, seed=5)
+    assert [(a.tolist(), b.tolist()) for a, b in splits] == [
+        ([1, 6, 7], [2, 3, 4]),
+        ([3, 6, 9], [0, 1, 7]),
+    ]
+    with pytest.raises(ValueError, match="2 x 6 records"):
+        in_out_splits(10, 6, 1, seed=0)

@@ -19,6 +19,16 @@ def test_shadow_splits_are_disjoint_and_complementary_in_pairs():
         shadow_splits(["a"], 2, seed=0)
 
 
+def test_shadow_splits_keep_their_draws():
+    """Pinned (the draw of the code before it was built on ``corpora.splits.draw_splits``):
+    cached shadows are keyed by their IN speakers."""
+    assert shadow_splits([f"s{i}" for i in range(7)], 3, seed=4) == [
+        {"in": ["s0", "s1", "s2"], "out": ["s3", "s4", "s5", "s6"]},
+        {"in": ["s3", "s4", "s5", "s6"], "out": ["s0", "s1", "s2"]},
+        {"in": ["s0", "s1", "s4"], "out": ["s2", "s3", "s5", "s6"]},
+    ]
+
+
 def test_trained_shadows_hold_their_speakers_only(tiny_shadows, tiny_roles):
     assert [s.name for s in tiny_shadows] == ["shadow-0", "shadow-1"]
     for s in tiny_shadows:

@@ -20,9 +20,11 @@ from safetensors.torch import load_file
 
 from corpora.audio import read_audio
 from models.asr.config import ConfigError, resolve_config
+from models.asr.data import TrainingDataError, load_training_data
 from models.asr.defenses import reference_utterances, voice_defense
 from models.asr.recognizer import load_recognizer
-from models.asr.train import TrainingDataError, _FrameTrainer, _load_data, train_recognizer
+from models.asr.train import train_recognizer
+from models.asr.trainer import FrameTrainer
 from models.privacy.registry import UnknownDefenseError
 
 from .conftest import TONE_CONFIG
@@ -153,10 +155,9 @@ def test_advreg_with_dpsgd_is_refused_in_a_config_too():
 def test_dpsgd_delta_is_well_below_one_over_the_training_windows(tone_corpus, delta_max):
     torch.set_num_threads(1)
     cfg = _with(f"dpsgd:delta={delta_max}")
-    _, train, dev, _, cmvn, _, _, ref = _load_data(tone_corpus, cfg, 0, None, False)
-    trainer = _FrameTrainer(train, dev, cfg, 0, cmvn, ref)
+    trainer = FrameTrainer(load_training_data(tone_corpus, cfg, 0), cfg, 0)
     n = len(trainer.frames)  # one record per training frame: its spliced window
-    assert n == sum(f.shape[0] for f in train.feats)
+    assert n == sum(f.shape[0] for f in trainer.train.feats)
     assert trainer.delta == min(delta_max, 1 / (10 * n)) and trainer.delta <= 0.1 / n
 
 
@@ -199,8 +200,7 @@ def test_dpsgd_clips_each_frame_gradient(tone_corpus):
     torch.set_num_threads(1)
     cfg = _with("dpsgd:noise_multiplier=0,max_grad_norm=0.01")
     cfg["training"]["dpsgd"]["grad_sample_mode"] = "hooks"  # per-frame gradients kept
-    split, train, dev, _, cmvn, _, _, ref = _load_data(tone_corpus, cfg, 0, None, False)
-    trainer = _FrameTrainer(train, dev, cfg, 0, cmvn, ref)
+    trainer = FrameTrainer(load_training_data(tone_corpus, cfg, 0), cfg, 0)
     idx = torch.arange(64)
     x, y = trainer.frames.gather(idx), trainer.targets[idx]
     loss = trainer.loss_fn(trainer.model(x), y)
@@ -226,8 +226,7 @@ def test_ghost_clipping_gives_the_hooks_clipped_gradient(tone_corpus):
         cfg = _with("dpsgd:noise_multiplier=0,max_grad_norm=0.05")
         cfg["training"]["dpsgd"]["grad_sample_mode"] = mode
         torch.manual_seed(0)
-        _, train, dev, _, cmvn, _, _, ref = _load_data(tone_corpus, cfg, 0, None, False)
-        trainer = _FrameTrainer(train, dev, cfg, 0, cmvn, ref)
+        trainer = FrameTrainer(load_training_data(tone_corpus, cfg, 0), cfg, 0)
         assert (trainer.dp.criterion is not None) == (mode == "ghost")
         idx = torch.arange(64)
         before = [p.detach().clone() for p in trainer.network.parameters()]

@@ -10,6 +10,7 @@ import pytest
 
 from corpora.audio import read_audio
 from corpora.phones import fold_48_to_39
+from corpora.splits import split_utterances
 from models.asr.recognizer import (
     CheckpointError,
     RecognizerInputError,
@@ -17,12 +18,7 @@ from models.asr.recognizer import (
     save_recognizer,
 )
 from models.asr.scoring import per, sum_counts
-from models.asr.train import (
-    TrainingDataError,
-    speaker_fingerprint,
-    split_utterances,
-    train_recognizer,
-)
+from models.asr.train import TrainingDataError, speaker_fingerprint, train_recognizer
 
 from .conftest import TONE_CONFIG
 
@@ -62,8 +58,13 @@ def test_split_is_seeded_and_refuses_small_speakers(tone_corpus):
     a = split_utterances(tone_corpus, 1, 1, seed=5)
     b = split_utterances(tone_corpus, 1, 1, seed=5)
     assert [u.utt_id for u in a.heldout] == [u.utt_id for u in b.heldout]
-    with pytest.raises(TrainingDataError, match="speaker spk0 has 6 utterances"):
-        split_utterances(tone_corpus, 4, 2, seed=0)
+    cfg = {"training": {"heldout_utterances_per_speaker": 4, "dev_utterances_per_speaker": 2}}
+    with pytest.raises(
+        TrainingDataError,
+        match=r"speaker spk0 has 6 utterances; 4 held out \+ 2 dev \+ 1 training utterance "
+        r"needed \(lower training.heldout_utterances_per_speaker or",
+    ):
+        train_recognizer(tone_corpus, cfg, seed=0, progress=False)
 
 
 def test_checkpoint_round_trip_is_bit_exact(tone_model, tone_corpus, tmp_path):

@@ -110,18 +110,19 @@ def _assert_eval_mode_inputs(seen: dict, forwards: list) -> None:
 
 def test_cifar_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch):
     """With dropout on, the inference model still sees the deterministic served answers."""
-    from models.vision import train as vision
+    from models.vision import trainer
+    from models.vision.train import train_cnn
 
     forwards: list = []
     seen = _spy_on_the_game(monkeypatch)
-    build = vision.build_cnn
+    build = trainer.build_cnn
 
     def build_recorded(cfg):
         model = build(cfg)
         _record_forwards(model, forwards)
         return model
 
-    monkeypatch.setattr(vision, "build_cnn", build_recorded)
+    monkeypatch.setattr(trainer, "build_cnn", build_recorded)
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)
     cfg = {
@@ -132,7 +133,7 @@ def test_cifar_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch):
         "dropout": 0.5,
         "advreg": {"lam": 1.0, "k_steps": 2},
     }
-    vision.train_cnn(
+    train_cnn(
         x[:30],
         rng.integers(0, 10, 30),
         cfg,
@@ -149,8 +150,9 @@ def test_cifar_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch):
 def test_voice_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch, tmp_path):
     """The recognizer's frame classifier goes through the same function, dropout on."""
     from models.asr.config import merge_config, resolve_config
+    from models.asr.data import load_training_data
     from models.asr.defenses import voice_defense
-    from models.asr.train import _FrameTrainer, _load_data
+    from models.asr.trainer import FrameTrainer
 
     from ..asr.conftest import TONE_CONFIG, make_tone_corpus
 
@@ -160,8 +162,7 @@ def test_voice_trainer_feeds_the_inference_model_eval_mode_outputs(monkeypatch, 
         resolve_config(TONE_CONFIG),
         voice_defense("advreg:lam=1,warmup_epochs=0+dropout:p=0.5").config,
     )
-    _, train, dev, _, cmvn, _, _, ref = _load_data(corpus, cfg, 0, None, False)
-    trainer = _FrameTrainer(train, dev, cfg, 0, cmvn, ref)
+    trainer = FrameTrainer(load_training_data(corpus, cfg, 0), cfg, 0)
     forwards: list = []
     seen = _spy_on_the_game(monkeypatch)
     _record_forwards(trainer.network, forwards)
