@@ -1,4 +1,5 @@
-"""Auditor: corpora tooling, shadow training, membership features, attack models, reports."""
+"""The auditor: the voice audit (:mod:`auditor.voice`), the CIFAR-10 path (:mod:`auditor.cifar`),
+and the evaluation both share (config, executors, metrics, plots, the recipes' command line)."""
 
 from common.numerics import pin_cpu_numerics
 

@@ -13,9 +13,10 @@ module-level (picklable) function for "local" and "ray". Each worker limits torc
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from tqdm import tqdm
@@ -100,18 +101,12 @@ class SerialExecutor:
         """Call ``fn(**job)`` for each job; results in job order."""
         import torch
 
+        jobs = list(jobs)
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads_per_worker)
         try:
-            results = []
-            for index, job in enumerate(tqdm(jobs, desc=desc or fn.__name__, unit="job")):
-                try:
-                    results.append(fn(**job))
-                except Exception as error:
-                    raise _job_error(index, fn, job, error) from error
-                if on_result is not None:
-                    on_result(index, results[-1])
-            return results
+            calls = ((i, functools.partial(fn, **job)) for i, job in enumerate(jobs))
+            return _gather(fn, jobs, calls, desc=desc, on_result=on_result)
         finally:
             torch.set_num_threads(previous)
 
@@ -135,7 +130,6 @@ class LocalExecutor:
         jobs = list(jobs)
         if not jobs:
             return []
-        results: list = [None] * len(jobs)
         context = multiprocessing.get_context("spawn")
         workers = min(self.max_workers, len(jobs))
         pool = ProcessPoolExecutor(
@@ -144,25 +138,16 @@ class LocalExecutor:
             initializer=_limit_threads,
             initargs=(self.threads_per_worker,),
         )
-        failed = False
-        progress = tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job")
+        failed = []
         try:
             futures = {pool.submit(_call, fn, job): i for i, job in enumerate(jobs)}
-            for future in as_completed(futures):
-                index = futures[future]
-                try:
-                    results[index] = future.result()
-                except Exception as error:
-                    failed = True
-                    raise _job_error(index, fn, jobs[index], error) from error
-                if on_result is not None:
-                    on_result(index, results[index])
-                progress.update()
+            done = ((futures[f], f.result) for f in as_completed(futures))
+            return _gather(
+                fn, jobs, done, desc=desc, on_result=on_result, on_failure=lambda: failed.append(1)
+            )
         finally:
-            progress.close()
             # On failure, do not wait for the other running jobs: report at once.
             pool.shutdown(wait=not failed, cancel_futures=True)
-        return results
 
 
 class RayExecutor:
@@ -205,24 +190,62 @@ class RayExecutor:
                 ray.init(address=self.address, log_to_driver=False)
         task = ray.remote(num_cpus=self.threads_per_worker)(_call_limited)
         refs = [task.remote(fn, job, self.threads_per_worker) for job in jobs]
-        index_of = {ref: i for i, ref in enumerate(refs)}
-        results: list = [None] * len(jobs)
-        pending = list(refs)
-        with tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job") as progress:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                index = index_of[done[0]]
-                try:
-                    results[index] = ray.get(done[0])
-                except Exception as error:
-                    for ref in pending:
-                        ray.cancel(ref)
-                    cause = getattr(error, "cause", None) or error
-                    raise _job_error(index, fn, jobs[index], cause) from error
-                if on_result is not None:
-                    on_result(index, results[index])
-                progress.update()
-        return results
+
+        def cancel_all() -> None:
+            for ref in refs:
+                ray.cancel(ref)
+
+        return _gather(
+            fn,
+            jobs,
+            _ray_completions(ray, refs),
+            desc=desc,
+            on_result=on_result,
+            on_failure=cancel_all,
+        )
+
+
+def _ray_completions(ray, refs: list) -> Iterator[tuple[int, Callable[[], object]]]:
+    """``(index, get_result)`` for each Ray task in completion order; a failed task's error
+    is its cause (the exception the job raised), not Ray's wrapper."""
+    index_of = {ref: i for i, ref in enumerate(refs)}
+    pending = list(refs)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield index_of[done[0]], functools.partial(_ray_result, ray, done[0])
+
+
+def _ray_result(ray, ref):
+    try:
+        return ray.get(ref)
+    except Exception as error:
+        raise (getattr(error, "cause", None) or error) from error
+
+
+def _gather(
+    fn: Callable,
+    jobs: list[Mapping],
+    completions: Iterable[tuple[int, Callable[[], object]]],
+    *,
+    desc: str | None,
+    on_result: Callable[[int, object], None] | None,
+    on_failure: Callable[[], None] = lambda: None,
+) -> list:
+    """Results in job order from ``(index, get_result)`` pairs in completion order: progress
+    on stderr, ``on_result`` per finished job, a failure re-raised as :class:`JobError` after
+    ``on_failure`` (which stops the other jobs)."""
+    results: list = [None] * len(jobs)
+    with tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job") as progress:
+        for index, get_result in completions:
+            try:
+                results[index] = get_result()
+            except Exception as error:
+                on_failure()
+                raise _job_error(index, fn, jobs[index], error) from error
+            if on_result is not None:
+                on_result(index, results[index])
+            progress.update()
+    return results
 
 
 def _limit_threads(threads: int) -> None:

@@ -16,6 +16,8 @@ from scipy.stats import rankdata
 from sklearn.metrics import roc_curve
 
 _THRESHOLD_METRICS = ("accuracy", "precision", "recall", "f1")
+#: The headline keys of :func:`membership_metrics` (what tables and summaries keep).
+METRIC_KEYS = (*_THRESHOLD_METRICS, "auc", "tpr_at_fpr", "n_members", "n_nonmembers")
 
 
 def fpr_key(fpr: float) -> str:
@@ -211,3 +213,16 @@ def _bootstrap_ci95(pos_scores, neg_scores, pos_pred, neg_pred, fprs, n_bootstra
 def _percentile_interval(values: np.ndarray) -> list[float]:
     low, high = np.percentile(values, [2.5, 97.5])
     return [float(low), float(high)]
+
+
+#: How tables and reports label the bootstrap intervals of :func:`membership_metrics`.
+CI_LABEL = "95% CI over users"
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A table cell: ``n/a`` for None, ints as they are, other numbers to ``digits`` decimals."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, int):
+        return str(value)
+    return f"{value:.{digits}f}"

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from publish import publish  # benchmarks/publish.py
 
 from corpora.audio import read_audio
 from corpora.manifest import Utterance, manifest_path, read_manifest
@@ -225,9 +226,7 @@ def main() -> None:
         size = sum(p.stat().st_size for p in first["ckpt"].iterdir() if p.name.startswith("model."))
         table["checkpoint size (model.safetensors + model.json)"] = f"{size / 1e6:.2f} MB"
     section = format_section(args, results, table)
-    print(section)
-    with args.out_md.open("a", encoding="utf-8") as f:
-        f.write(section)
+    publish(section, path=args.out_md)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,8 @@ import shutil
 import time
 from pathlib import Path
 
+from publish import publish  # benchmarks/publish.py
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -73,8 +75,8 @@ def main() -> None:
 
     import torch
 
-    from auditor.reports import format_table
     from auditor.voice.demo import run_demo
+    from auditor.voice.reports import format_table
 
     demo_dir = args.out / "demo"
     metrics = run_demo(demo_dir, quick=args.quick, seed=args.seed)
@@ -135,10 +137,7 @@ Reference paper's table format (rows by number of audited users):
 
 {tables}
 """
-    print(section)
-    if not args.no_append:
-        with (REPO / "BENCHMARKS.md").open("a") as f:
-            f.write(section)
+    publish(section, append=not args.no_append)
     (args.out / "bench_audit.json").write_text(
         json.dumps({"stages": stages, "shadow_seconds": speed, "queries": q}, indent=1)
     )

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from publish import publish  # benchmarks/publish.py
 
 from auditor.cifar.attacks import LiRA, ThresholdAttack
 from auditor.cifar.audit import shadow_recipe
@@ -220,11 +221,7 @@ def main() -> None:
         *[row(name, m) for name, m in metrics.items()],
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_append:
-        with (REPO / "BENCHMARKS.md").open("a") as f:
-            f.write("\n" + text)
+    publish("\n".join(lines), append=not args.no_append)
 
 
 if __name__ == "__main__":

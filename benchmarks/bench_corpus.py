@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from corpora.audio import read_audio
-from corpora.synth.corpus import DEFAULT_SPREAD, synthesize_corpus
-
 # torch, torchaudio and scikit-learn are imported inside the functions that use them: the
 # generator's worker processes re-import this script, and torch would cost seconds in each.
+from publish import publish  # benchmarks/publish.py
+
+from corpora.audio import read_audio
+from corpora.synth.corpus import DEFAULT_SPREAD, synthesize_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 REAL = REPO.parent / "shared" / "data" / "speechocean762-dev"
@@ -157,11 +158,7 @@ def main() -> None:
         "chance is 1/60 = 1.7%.",
         "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    if not args.no_append:
-        with (REPO / "BENCHMARKS.md").open("a") as f:
-            f.write("\n" + text)
+    publish("\n".join(lines), append=not args.no_append)
 
 
 if __name__ == "__main__":

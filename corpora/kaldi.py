@@ -9,6 +9,10 @@ Reference phones come from ``text-phone`` when it covers the utterance, else fro
 first ``lexicon.txt`` pronunciation of each word, else from eSpeak NG grapheme-to-phoneme
 (:class:`corpora.lexicon.Lexicon`), with ``sil`` added at both ends. There is no
 alignment: such corpora are transcript-only.
+
+The module is one reader (about 440 lines) and stays whole: most of it is the per-line checks
+that name each bad file and line (:class:`corpora.errors.CorpusError`), which share the
+reader's parsed tables; split apart they would pass those tables around.
 """
 
 from __future__ import annotations

@@ -4,9 +4,10 @@
 :mod:`auditor.voice.shadow`): choose each user's audios, query the device over MQTT and every
 shadow in-process (recorded, resumable: :mod:`auditor.voice.query`), compute per-utterance and
 per-user features (:mod:`auditor.voice.features`), fit the random forest and the calibrated test
-on shadow users (:mod:`auditor.voice.attack`), score the audited users and write ``metrics.json``,
+on shadow users (:mod:`auditor.voice.attack`) and score the audited users, setting by setting
+(:mod:`auditor.voice.sweep`), and write ``metrics.json``,
 ``users.json`` and ``calibration.json`` into the run directory (rendered by
-:mod:`auditor.reports`). The shadows' answers are seen through the output policy the device
+:mod:`auditor.voice.reports`). The shadows' answers are seen through the output policy the device
 declares (its status and its answers' ``output``), so the attacks learn from the view of a
 model the device gives.
 
@@ -28,24 +29,19 @@ from pathlib import Path
 import numpy as np
 
 from auditor.config import save_metrics
-from auditor.metrics import fpr_key, membership_metrics
-from auditor.voice.attack import CalibratedUserTest, make_forest_attack
 from auditor.voice.features import (
     FeatureError,
-    user_feature_names,
-    user_features,
     utterance_features,
 )
 from auditor.voice.query import QueryResult, query_device, query_recognizer
 from auditor.voice.shadow import ShadowModel
+from auditor.voice.sweep import AuditSweep
 from corpora.manifest import Utterance, read_manifest
 from models.asr.recognizer import load_recognizer
 from models.privacy.serving import OutputPolicy, parse_output_policy
 
 log = logging.getLogger(__name__)
 
-#: Attack names in ``metrics.json``.
-ATTACKS = ("random_forest", "calibrated_test")
 QUERY_RECORD_NAME = "queries.jsonl"
 #: What the ``ci95`` intervals of ``metrics.json`` cover (``ci95_scope`` there).
 CI95_SCOPE = (
@@ -191,42 +187,6 @@ def _features_of(
     return out
 
 
-def _matrix(feats: dict[str, list], speakers: Sequence[str], k: int):
-    """Per-user vectors from the first ``k`` answered audios; users with fewer are skipped."""
-    X, kept, short = [], [], []
-    for s in speakers:
-        rows = feats.get(s, [])
-        if len(rows) < k:
-            short.append((s, len(rows)))
-            continue
-        X.append(user_features([f for _, _, f in rows[:k]]))
-        kept.append(s)
-    return np.array(X), kept, short  # (n_users, n_user_features)
-
-
-def _shadow_training_set(shadow_feats: list[tuple[ShadowModel, dict]], cond: str, k: int):
-    X, y = [], []
-    for shadow, feats in shadow_feats:
-        for label, speakers in ((1, shadow.speakers_in), (0, shadow.speakers_out)):
-            m, _, _ = _matrix(feats[cond], speakers, k)
-            if len(m):
-                X.append(m)
-                y += [label] * len(m)
-    if not X or len(set(y)) < 2:
-        raise AuditError(f"{cond}, {k} audios: shadow users lack IN or OUT examples")
-    return np.vstack(X), np.array(y)
-
-
-def _balanced_subset(members: list[str], nonmembers: list[str], n: int, seed: int) -> list[str]:
-    """``n - n // 2`` members and ``n // 2`` non-members, drawn with the seed."""
-    rng = np.random.default_rng(seed)
-
-    def pick(xs: list[str], count: int) -> list[str]:
-        return [xs[i] for i in sorted(rng.permutation(len(xs))[:count])]
-
-    return pick(sorted(members), n - n // 2) + pick(sorted(nonmembers), n // 2)
-
-
 def audit_users(
     manifest: str | Path,
     run_dir: str | Path,
@@ -317,7 +277,7 @@ def audit_users(
         feats = _features_of(s_chosen, res, s.name, failures, policy.harden_answer)
         shadow_feats.append((s, feats))
 
-    sweep = _AuditSweep(
+    sweep = AuditSweep(
         members,
         nonmembers,
         audios_per_user=audios_per_user,
@@ -442,156 +402,3 @@ def _write_audit_documents(run_dir: Path, doc: dict, users: dict, calibration: d
     save_metrics(run_dir, doc)
     (run_dir / "users.json").write_text(json.dumps(list(users.values()), indent=1))
     (run_dir / "calibration.json").write_text(json.dumps(calibration, indent=1))
-
-
-#: Score at or above which each attack says "member".
-_THRESHOLDS = {"random_forest": 0.5, "calibrated_test": 0.0}
-
-
-class _AuditSweep:
-    """The attacks fitted on shadow users and scored on the audited ones, per setting.
-
-    A setting is a condition and a number of audios per user; each run fills ``attacks`` (the
-    main setting's metrics per ``condition/attack``), ``rows`` (every setting and user count),
-    ``sweep_skipped``, ``skipped_users`` and, for the main setting, ``users`` (the
-    ``users.json`` entries) and ``calibration`` (``calibration.json``).
-    """
-
-    def __init__(
-        self,
-        members: list[str],
-        nonmembers: list[str],
-        *,
-        audios_per_user: int,
-        users_sweep: Sequence[int],
-        n_estimators: int,
-        n_bootstrap: int,
-        seed: int,
-    ):
-        self.members, self.nonmembers = members, nonmembers
-        self.audios_per_user, self.users_sweep = audios_per_user, users_sweep
-        self.n_estimators, self.n_bootstrap, self.seed = n_estimators, n_bootstrap, seed
-        self.names = user_feature_names()
-        self.attacks: dict[str, dict] = {}
-        self.rows: list[dict] = []
-        self.sweep_skipped: list[dict] = []
-        self.skipped_users: list[dict] = []
-        self.users: dict[str, dict] = {
-            s: {"speaker": s, "member": s in set(members), "conditions": {}}
-            for s in sorted(set(members) | set(nonmembers))
-        }
-        self.calibration: dict[str, dict] = {}
-
-    def run(self, cond: str, k: int, shadow_feats: list, target_feats: dict[str, list]) -> None:
-        """Fit, score and record the setting ``cond`` with ``k`` audios (skipped: noted why)."""
-        try:
-            X_sh, y_sh = _shadow_training_set(shadow_feats, cond, k)
-        except AuditError as e:
-            self.sweep_skipped.append({"condition": cond, "audios_per_user": k, "reason": str(e)})
-            return
-        X, kept, short = _matrix(target_feats, [*self.members, *self.nonmembers], k)
-        if k == self.audios_per_user:
-            self.skipped_users += [
-                {"condition": cond, "speaker": s, "reason": f"{n} answered audios, {k} needed"}
-                for s, n in short
-            ]
-        kept_m = [s for s in kept if s in set(self.members)]
-        kept_n = [s for s in kept if s not in set(self.members)]
-        if not kept_m or not kept_n:
-            self.sweep_skipped.append(
-                {
-                    "condition": cond,
-                    "audios_per_user": k,
-                    "reason": f"{len(kept_m)} members / {len(kept_n)} non-members have {k} audios",
-                }
-            )
-            return
-        forest = make_forest_attack(self.n_estimators, random_state=self.seed).fit(X_sh, y_sh)
-        test = CalibratedUserTest(feature_names=self.names).fit(X_sh, y_sh)
-        scores = {
-            "random_forest": forest.predict_proba(X)[:, 1],
-            "calibrated_test": test.log_likelihood_ratio(X),
-        }  # each (n_kept,)
-        self._sweep_users(cond, k, kept, kept_m, kept_n, scores)
-        if k != self.audios_per_user:
-            return
-        self.calibration[cond] = _calibration_doc(test, X_sh, y_sh)
-        self._record_verdicts(cond, k, kept, scores, test, X, target_feats)
-
-    def _sweep_users(self, cond, k, kept, kept_m, kept_n, scores) -> None:
-        """The attacks' metrics on every user count of the sweep that the kept users allow."""
-        index = {s: i for i, s in enumerate(kept)}
-        for n_users in sorted(set(self.users_sweep) | {len(kept)}):
-            if n_users != len(kept) and (
-                n_users - n_users // 2 > len(kept_m) or n_users // 2 > len(kept_n)
-            ):
-                self.sweep_skipped.append(
-                    {
-                        "condition": cond,
-                        "audios_per_user": k,
-                        "users": n_users,
-                        "reason": f"only {len(kept_m)} "
-                        f"members / {len(kept_n)} non-members available",
-                    }
-                )
-                continue
-            subset = (
-                kept
-                if n_users == len(kept)
-                else _balanced_subset(kept_m, kept_n, n_users, self.seed)
-            )
-            main = n_users == len(kept) and k == self.audios_per_user
-            self._score_users(cond, k, subset, [index[s] for s in subset], scores, main)
-
-    def _score_users(self, cond, k, subset, idx, scores, main: bool) -> None:
-        """Each attack's membership metrics on the users ``subset`` (rows ``idx`` of ``scores``)."""
-        y = np.array([1 if s in set(self.members) else 0 for s in subset])
-        for attack in ATTACKS:
-            # 1%, 0.1% and 1/N (the lowest FPR that N non-members can measure)
-            fprs = (0.01, 0.001, 1.0 / int((y == 0).sum()))
-            m = membership_metrics(
-                y,
-                scores[attack][idx],
-                threshold=_THRESHOLDS[attack],
-                fprs=fprs,
-                n_bootstrap=self.n_bootstrap,
-                seed=self.seed,
-            )
-            m["lowest_fpr"] = fpr_key(fprs[-1])
-            if main:
-                self.attacks[f"{cond}/{attack}"] = m
-            self.rows.append(
-                {"condition": cond, "attack": attack, "users": len(subset), "audios_per_user": k}
-                | {key: v for key, v in m.items() if key != "roc"}
-            )
-
-    def _record_verdicts(self, cond, k, kept, scores, test, X, target_feats) -> None:
-        """Each kept user's verdict, scores and first ``k`` audios under ``cond`` (``users``)."""
-        p_vals, own = test.p_value(X), test.score_of(X)  # each (n_kept,)
-        for i, s in enumerate(kept):
-            self.users[s]["conditions"][cond] = {
-                "verdict": "member" if scores["random_forest"][i] >= 0.5 else "non-member",
-                "forest_score": float(scores["random_forest"][i]),
-                "log_likelihood_ratio": float(scores["calibrated_test"][i]),
-                "calibrated_score": float(own[i]),
-                "p_value": float(p_vals[i]),
-                "audios": [
-                    {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))} | f
-                    for u, a, f in target_feats[s][:k]
-                ],
-            }
-
-
-def _calibration_doc(test: CalibratedUserTest, X_sh: np.ndarray, y_sh: np.ndarray) -> dict:
-    """``calibration.json``'s entry of a condition: the test's fitted IN / OUT score laws."""
-    s_sh = test.score_of(X_sh)  # (n_shadow_users,)
-    return {
-        "score_name": test.score_name_,
-        "direction": test.direction_,
-        "in_scores": s_sh[y_sh == 1].tolist(),
-        "out_scores": s_sh[y_sh == 0].tolist(),
-        "in_mean": test.in_mean_,
-        "in_std": test.in_std_,
-        "out_mean": test.out_mean_,
-        "out_std": test.out_std_,
-    }

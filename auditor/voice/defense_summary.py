@@ -2,7 +2,7 @@
 
 An audited run directory (:func:`auditor.voice.pipeline.run_user_audit`) may hold ``defenses.json``
 (:data:`DEFENSES_JSON`) beside its ``metrics.json``: the privacy-utility results of defenses
-against that audit, which :func:`auditor.reports.write_reports` renders as a table (and plot)
+against that audit, which :func:`auditor.voice.reports.write_reports` renders as a table (and plot)
 under "Defenses". :func:`auditor.voice.defenses.run_voice_defenses` writes it into its
 undefended setting's run directory. Its keys:
 
@@ -17,7 +17,7 @@ undefended setting's run directory. Its keys:
     Non-member users of the audit (TPR at FPR ``1/n_nonmembers`` is the lowest measurable).
 ``best_tradeoff``
     ``setting``, ``unseen_auc_distance_to_chance``, ``per_increase``, ``attack`` of the setting
-    closest to chance (:func:`auditor.voice.defenses.closest_to_chance`), or ``{}``.
+    closest to chance (:func:`auditor.voice.defense_tables.closest_to_chance`), or ``{}``.
 ``notes``
     Sentences shown under the table.
 ``plot``

@@ -62,7 +62,7 @@ def utterance_features(answer: Mapping, reference_phones: Sequence[str], utt_id:
     Parameters
     ----------
     answer : the device's answer (``phones``, ``log_like_per_frame``, ``frames``,
-        ``phone_confidences``), as :class:`~device_sim.protocol.DeviceClient` returns it or as
+        ``phone_confidences``), as :class:`~device_sim.client.DeviceClient` returns it or as
         :meth:`models.asr.recognizer.Hypothesis.to_dict` gives it.
     reference_phones : what was said, in the 48-phone set (a manifest's ``phones``).
     utt_id : named in error messages.

@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from corpora.synth.espeak import (
+from corpora.synth.espeak import Synthesis, text_to_phonemes
+from corpora.synth.espeak_phonemes import (
     CLOSURE_OF_RELEASE,
-    Synthesis,
     espeak_to_timit,
     is_pause,
     strip_stress,
-    text_to_phonemes,
     voice_family,
 )
 from corpora.synth.grammar import words_of

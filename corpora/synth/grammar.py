@@ -16,6 +16,22 @@ SHARED_SENTENCES: tuple[str, str] = (
     "What will the weather be like in Boston tomorrow morning?",
 )
 
+#: The clock hours, also the first twelve numbers.
+ONE_TO_TWELVE = (
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+)
+
 SLOTS: dict[str, tuple[str, ...]] = {
     "device": (
         "lights",
@@ -88,39 +104,8 @@ SLOTS: dict[str, tuple[str, ...]] = {
         "this evening",
         "tomorrow morning",
     ),
-    "number": (
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "fifteen",
-        "twenty",
-        "thirty",
-        "forty five",
-        "sixty",
-    ),
-    "hour": (
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-    ),
+    "number": (*ONE_TO_TWELVE, "fifteen", "twenty", "thirty", "forty five", "sixty"),
+    "hour": ONE_TO_TWELVE,
     "period": ("in the morning", "in the afternoon", "in the evening", "at night"),
     "unit": ("minutes", "seconds", "hours"),
     "genre": (

@@ -77,31 +77,38 @@ def tiny_device(tiny_target, amqtt_url):
 
 
 @pytest.fixture(scope="session")
-def tiny_audit_run(
-    tiny_manifest, tiny_roles, tiny_target, tiny_shadows, tiny_device, tmp_path_factory
-):
-    """Run directory of one audit of the tiny device (K=1; sweeps K in {1, 2})."""
+def run_tiny_audit(tiny_manifest, tiny_roles, tiny_target, tiny_shadows):
+    """``run(run_dir, broker, device_id, **changes)``: ``audit_users`` on the tiny roles,
+    shadows and target record (K=1, small forests and bootstrap); returns its metrics."""
     from auditor.voice.audit import audit_users
 
+    def run(run_dir, broker: str, device_id: str, **changes) -> dict:
+        kwargs = {
+            "members": tiny_roles["member"],
+            "nonmembers": tiny_roles["nonmember"],
+            "shadows": tiny_shadows,
+            "broker": broker,
+            "device_id": device_id,
+            "target_data": json.loads((tiny_target / "data.json").read_text()),
+            "audios_per_user": 1,
+            "users_sweep": (2,),
+            "audios_sweep": (1,),
+            "n_estimators": 10,
+            "n_bootstrap": 20,
+            "timeout_s": 20.0,
+            "progress": False,
+        }
+        return audit_users(tiny_manifest, run_dir, **{**kwargs, **changes})
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def tiny_audit_run(tiny_device, run_tiny_audit, tmp_path_factory):
+    """Run directory of one audit of the tiny device (K=1; sweeps K in {1, 2})."""
     run_dir = tmp_path_factory.mktemp("tiny_audit")
     broker, device_id = tiny_device
-    audit_users(
-        tiny_manifest,
-        run_dir,
-        members=tiny_roles["member"],
-        nonmembers=tiny_roles["nonmember"],
-        shadows=tiny_shadows,
-        broker=broker,
-        device_id=device_id,
-        target_data=json.loads((tiny_target / "data.json").read_text()),
-        audios_per_user=1,
-        users_sweep=(2,),
-        audios_sweep=(1, 2),
-        n_estimators=20,
-        n_bootstrap=50,
-        timeout_s=20.0,
-        progress=False,
-    )
+    run_tiny_audit(run_dir, broker, device_id, audios_sweep=(1, 2), n_estimators=20, n_bootstrap=50)
     return run_dir
 
 

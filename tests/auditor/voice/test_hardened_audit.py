@@ -77,12 +77,11 @@ def test_audit_of_a_hardened_device_uses_the_same_view_for_shadows(
     tiny_manifest,
     tiny_roles,
     tiny_target,
-    tiny_shadows,
+    run_tiny_audit,
     amqtt_url,
     tmp_path,
     features_computed,
 ):
-    from auditor.voice.audit import audit_users
     from device_sim.server import DeviceServer
     from models.asr.recognizer import load_recognizer
     from models.privacy.serving import parse_output_policy
@@ -95,23 +94,7 @@ def test_audit_of_a_hardened_device_uses_the_same_view_for_shadows(
         output=output,
         profile_report={"profile": "host"},
     ):
-        metrics = audit_users(
-            tiny_manifest,
-            tmp_path,
-            members=tiny_roles["member"],
-            nonmembers=tiny_roles["nonmember"],
-            shadows=tiny_shadows,
-            broker=amqtt_url,
-            device_id=device_id,
-            target_data=json.loads((tiny_target / "data.json").read_text()),
-            audios_per_user=1,
-            users_sweep=(2,),
-            audios_sweep=(1,),
-            n_estimators=10,
-            n_bootstrap=20,
-            timeout_s=20.0,
-            progress=False,
-        )
+        metrics = run_tiny_audit(tmp_path, amqtt_url, device_id)
     assert metrics["device_output"] == output
     assert set(metrics["attacks"]) == {
         f"{c}/{a}" for c in ("seen", "unseen") for a in ("random_forest", "calibrated_test")

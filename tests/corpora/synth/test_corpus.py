@@ -17,7 +17,7 @@ from corpora.synth.corpus import (
     plan_sentences,
     synthesize_corpus,
 )
-from corpora.synth.espeak import CLOSURE_OF_RELEASE
+from corpora.synth.espeak_phonemes import CLOSURE_OF_RELEASE
 from corpora.synth.grammar import SHARED_SENTENCES, sentence, words_of
 
 SPEAKER_ID = re.compile(r"^[FM][A-Z]{3}[0-9]$")

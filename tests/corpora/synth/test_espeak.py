@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from corpora.phones import PHONES48, TIMIT61
-from corpora.synth import espeak
+from corpora.synth import espeak, espeak_phonemes
 from corpora.synth.grammar import SLOTS, TEMPLATES
 
 #: eSpeak phoneme tables of the English voices the corpus uses.
@@ -39,22 +39,22 @@ def english_table_phonemes() -> set[str]:
 def test_every_english_phoneme_is_mapped_in_every_family():
     names = english_table_phonemes() | set(BASE_CONSONANTS)
     assert len(names) > 60
-    for family in espeak.FAMILY_OVERRIDES:
+    for family in espeak_phonemes.FAMILY_OVERRIDES:
         for name in sorted(names):
-            labels = espeak.espeak_to_timit(name, family)
+            labels = espeak_phonemes.espeak_to_timit(name, family)
             assert labels and all(lab in TIMIT61 for lab in labels), (family, name, labels)
 
 
 def test_unmapped_phoneme_is_an_error_naming_it():
-    with pytest.raises(espeak.UnmappedPhonemeError, match="'C'"):
-        espeak.espeak_to_timit("C")
+    with pytest.raises(espeak_phonemes.UnmappedPhonemeError, match="'C'"):
+        espeak_phonemes.espeak_to_timit("C")
 
 
 def test_stress_marks_and_pauses():
-    assert espeak.espeak_to_timit("'aI") == ("ay",)
-    assert espeak.espeak_to_timit(",A@") == ("aa", "r")
-    assert espeak.espeak_to_timit("A@", "non_rhotic") == ("aa",)
-    assert espeak.espeak_to_timit("_:") == ()
+    assert espeak_phonemes.espeak_to_timit("'aI") == ("ay",)
+    assert espeak_phonemes.espeak_to_timit(",A@") == ("aa", "r")
+    assert espeak_phonemes.espeak_to_timit("A@", "non_rhotic") == ("aa",)
+    assert espeak_phonemes.espeak_to_timit("_:") == ()
 
 
 def test_text_to_phones48_with_closures():
@@ -114,7 +114,7 @@ def test_synthesis_events_are_monotone_and_inside_the_audio():
     starts = [s for s, _ in synth.phonemes]
     assert starts == sorted(starts)
     assert 0 <= starts[0] and starts[-1] <= len(x)
-    names = [espeak.strip_stress(n) for _, n in synth.phonemes]
+    names = [espeak_phonemes.strip_stress(n) for _, n in synth.phonemes]
     assert names[:3] == ["t", "3:", "n"]
     assert [pos for _, pos, _ in synth.words][:2] == [1, 6]  # "Turn", "off"
     # the event of "Turn"'s t sits on its burst: silence (the closure) before, sound after

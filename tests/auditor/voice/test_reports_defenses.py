@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from auditor.plots import plot_privacy_utility
-from auditor.reports import write_reports
 from auditor.voice.defense_summary import DEFENSES_JSON, read_defense_summary, write_defense_summary
+from auditor.voice.reports import write_reports
 
 from .test_reports import chromium_dom
 
