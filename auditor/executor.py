@@ -18,6 +18,7 @@ import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -84,11 +85,8 @@ def default_workers(threads_per_worker: int = 1) -> int:
     return max(1, (os.cpu_count() or 1) // threads_per_worker)
 
 
-class SerialExecutor:
-    """Runs jobs one by one in this process (torch threads set for the duration)."""
-
-    def __init__(self, *, threads_per_worker: int = 1):
-        self.threads_per_worker = threads_per_worker
+class _Executor:
+    """``map`` over the completions that a subclass's ``_completions`` gives."""
 
     def map(
         self,
@@ -98,59 +96,70 @@ class SerialExecutor:
         desc: str | None = None,
         on_result: Callable[[int, object], None] | None = None,
     ) -> list:
-        """Call ``fn(**job)`` for each job; results in job order."""
+        """Call ``fn(**job)`` for each job; results in job order (module docstring)."""
+        jobs = list(jobs)
+        if not jobs:
+            return []
+        failure = _Failure()
+        with self._completions(fn, jobs, failure) as completions:
+            return _gather(fn, jobs, completions, desc=desc, on_result=on_result, failure=failure)
+
+    def _completions(self, fn: Callable, jobs: list[Mapping], failure: _Failure):
+        """Context manager yielding ``(index, get_result)`` pairs in completion order; it may
+        set ``failure.stop`` to stop the other jobs once one fails."""
+        raise NotImplementedError
+
+
+class _Failure:
+    """Whether a job failed, and how to stop the others then."""
+
+    def __init__(self) -> None:
+        self.failed = False
+        self.stop: Callable[[], None] = lambda: None
+
+
+class SerialExecutor(_Executor):
+    """Runs jobs one by one in this process (torch threads set for the duration)."""
+
+    def __init__(self, *, threads_per_worker: int = 1):
+        self.threads_per_worker = threads_per_worker
+
+    @contextmanager
+    def _completions(self, fn: Callable, jobs: list[Mapping], failure: _Failure):
         import torch
 
-        jobs = list(jobs)
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads_per_worker)
         try:
-            calls = ((i, functools.partial(fn, **job)) for i, job in enumerate(jobs))
-            return _gather(fn, jobs, calls, desc=desc, on_result=on_result)
+            yield ((i, functools.partial(fn, **job)) for i, job in enumerate(jobs))
         finally:
             torch.set_num_threads(previous)
 
 
-class LocalExecutor:
+class LocalExecutor(_Executor):
     """Runs jobs in a pool of spawned processes on this machine."""
 
     def __init__(self, *, max_workers: int | None = None, threads_per_worker: int = 1):
         self.threads_per_worker = threads_per_worker
         self.max_workers = max_workers or default_workers(threads_per_worker)
 
-    def map(
-        self,
-        fn: Callable,
-        jobs: Sequence[Mapping],
-        *,
-        desc: str | None = None,
-        on_result: Callable[[int, object], None] | None = None,
-    ) -> list:
-        """Call ``fn(**job)`` for each job in worker processes; results in job order."""
-        jobs = list(jobs)
-        if not jobs:
-            return []
-        context = multiprocessing.get_context("spawn")
-        workers = min(self.max_workers, len(jobs))
+    @contextmanager
+    def _completions(self, fn: Callable, jobs: list[Mapping], failure: _Failure):
         pool = ProcessPoolExecutor(
-            workers,
-            mp_context=context,
+            min(self.max_workers, len(jobs)),
+            mp_context=multiprocessing.get_context("spawn"),
             initializer=_limit_threads,
             initargs=(self.threads_per_worker,),
         )
-        failed = []
         try:
             futures = {pool.submit(_call, fn, job): i for i, job in enumerate(jobs)}
-            done = ((futures[f], f.result) for f in as_completed(futures))
-            return _gather(
-                fn, jobs, done, desc=desc, on_result=on_result, on_failure=lambda: failed.append(1)
-            )
+            yield ((futures[f], f.result) for f in as_completed(futures))
         finally:
             # On failure, do not wait for the other running jobs: report at once.
-            pool.shutdown(wait=not failed, cancel_futures=True)
+            pool.shutdown(wait=not failure.failed, cancel_futures=True)
 
 
-class RayExecutor:
+class RayExecutor(_Executor):
     """Runs jobs as Ray tasks with ``num_cpus=threads_per_worker`` each."""
 
     def __init__(
@@ -164,20 +173,10 @@ class RayExecutor:
         self.threads_per_worker = threads_per_worker
         self.max_workers = max_workers
 
-    def map(
-        self,
-        fn: Callable,
-        jobs: Sequence[Mapping],
-        *,
-        desc: str | None = None,
-        on_result: Callable[[int, object], None] | None = None,
-    ) -> list:
-        """Submit ``fn(**job)`` for each job to Ray; results in job order."""
+    @contextmanager
+    def _completions(self, fn: Callable, jobs: list[Mapping], failure: _Failure):
         import ray
 
-        jobs = list(jobs)
-        if not jobs:
-            return []
         if not ray.is_initialized():
             if self.address in (None, "local"):
                 workers = self.max_workers or default_workers(self.threads_per_worker)
@@ -195,14 +194,8 @@ class RayExecutor:
             for ref in refs:
                 ray.cancel(ref)
 
-        return _gather(
-            fn,
-            jobs,
-            _ray_completions(ray, refs),
-            desc=desc,
-            on_result=on_result,
-            on_failure=cancel_all,
-        )
+        failure.stop = cancel_all
+        yield _ray_completions(ray, refs)
 
 
 def _ray_completions(ray, refs: list) -> Iterator[tuple[int, Callable[[], object]]]:
@@ -229,18 +222,19 @@ def _gather(
     *,
     desc: str | None,
     on_result: Callable[[int, object], None] | None,
-    on_failure: Callable[[], None] = lambda: None,
+    failure: _Failure,
 ) -> list:
     """Results in job order from ``(index, get_result)`` pairs in completion order: progress
-    on stderr, ``on_result`` per finished job, a failure re-raised as :class:`JobError` after
-    ``on_failure`` (which stops the other jobs)."""
+    on stderr, ``on_result`` per finished job, a failure noted in ``failure`` (which stops the
+    other jobs) and re-raised as :class:`JobError`."""
     results: list = [None] * len(jobs)
     with tqdm(total=len(jobs), desc=desc or fn.__name__, unit="job") as progress:
         for index, get_result in completions:
             try:
                 results[index] = get_result()
             except Exception as error:
-                on_failure()
+                failure.failed = True
+                failure.stop()
                 raise _job_error(index, fn, jobs[index], error) from error
             if on_result is not None:
                 on_result(index, results[index])
