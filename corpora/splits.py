@@ -123,6 +123,22 @@ class UtteranceSplit:
     heldout: list[Utterance] = field(default_factory=list)
 
 
+def balanced_membership(n_records: int, n_models: int, seed: int) -> np.ndarray:
+    """``(n_models, n_records)`` bool: each record IN for exactly half of the models.
+
+    Carlini et al.'s construction: for every record, a random half of the models keep it.
+    """
+    rng = np.random.default_rng(seed)
+    ranks = rng.random((n_models, n_records)).argsort(axis=0)  # per record, a random model order
+    return ranks < n_models // 2
+
+
+def random_halves(n_records: int, n_models: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n_models, n_records)`` bool: for each model in turn, a random half of the records
+    (one ``rng.permutation`` per model)."""
+    return np.stack([rng.permutation(n_records) < n_records // 2 for _ in range(n_models)])
+
+
 def split_utterances(
     utterances: Sequence[Utterance], heldout: int, dev: int, seed: int
 ) -> UtteranceSplit:

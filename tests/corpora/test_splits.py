@@ -10,10 +10,12 @@ import pytest
 from corpora.manifest import Utterance, write_manifest
 from corpora.splits import (
     SplitError,
+    balanced_membership,
     draw_parts,
     draw_splits,
     draw_unused,
     make_splits,
+    random_halves,
     read_record_splits,
     read_splits,
     speakers_of,
@@ -249,3 +251,17 @@ def test_split_utterances_keeps_its_draws():
     assert [u.utt_id for u in split.heldout] == ["sa_u1", "sb_u3", "sc_u3"]
     with pytest.raises(SplitError, match="speaker sa has 3 utterances; 2 held out"):
         split_utterances(_utterances({"sb": 5, "sa": 3}), 2, 1, seed=0)
+
+
+def test_balanced_membership_keeps_each_record_in_half_of_the_models():
+    keep = balanced_membership(7, 4, seed=3)  # (models, records)
+    assert keep.shape == (4, 7) and (keep.sum(axis=0) == 2).all()
+    assert (keep == balanced_membership(7, 4, seed=3)).all()
+    assert not (keep == balanced_membership(7, 4, seed=4)).all()
+
+
+def test_random_halves_draws_one_permutation_per_model():
+    rng, again = np.random.default_rng(5), np.random.default_rng(5)
+    halves = random_halves(9, 3, rng)
+    assert halves.shape == (3, 9) and (halves.sum(axis=1) == 4).all()
+    assert (halves == np.stack([again.permutation(9) < 4 for _ in range(3)])).all()

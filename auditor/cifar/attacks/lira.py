@@ -29,6 +29,7 @@ from auditor.cifar.attacks.shadow import train_and_query
 from auditor.cifar.attacks.signals import log_proba, scaled_confidence
 from auditor.executor import as_executor
 from common.hashing import records_digest
+from corpora.splits import balanced_membership, random_halves
 
 MODES = ("offline", "online")
 #: Fewest reference models behind each fitted Gaussian (one model leaves it no spread).
@@ -44,16 +45,6 @@ def views(x: np.ndarray, augment: bool) -> list[np.ndarray]:
     if x.ndim != 4:
         raise ValueError(f"augment=True mirrors images (n, H, W, C); got shape {x.shape}")
     return [x, x[:, :, ::-1, :]]
-
-
-def balanced_membership(n_records: int, n_models: int, seed: int) -> np.ndarray:
-    """``(n_models, n_records)`` bool: each record IN for exactly half of the models.
-
-    Carlini et al.'s construction: for every record, a random half of the models keep it.
-    """
-    rng = np.random.default_rng(seed)
-    ranks = rng.random((n_models, n_records)).argsort(axis=0)  # per record, a random model order
-    return ranks < n_models // 2
 
 
 class LiRA(BaseEstimator):
@@ -154,9 +145,7 @@ class LiRA(BaseEstimator):
             keep = balanced_membership(len(pool_x), self.n_reference, self.seed)  # (N, n_pool)
         else:
             pool_x, pool_y = x, y
-            keep = np.stack(
-                [rng.permutation(len(x)) < len(x) // 2 for _ in range(self.n_reference)]
-            )  # (N, n_aux)
+            keep = random_halves(len(x), self.n_reference, rng)  # (N, n_aux)
         jobs = [
             {
                 "recipe": self.recipe,
