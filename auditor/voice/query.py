@@ -187,13 +187,9 @@ def query_device(
     *,
     broker: str,
     device_id: str,
-    client_id: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    timeout_s: float = 30.0,
-    retries: int = 2,
     budget: int | None = None,
     progress: bool = True,
+    **client_options,
 ) -> QueryResult:
     """Send each utterance's audio to the device over MQTT; answers and failures recorded.
 
@@ -201,10 +197,12 @@ def query_device(
     ----------
     utterances : what to ask about (audio read from each ``path``).
     record : JSONL record file (appended; read first to resume).
-    broker, device_id, client_id, username, password : see :class:`DeviceClient`.
-    timeout_s : seconds per attempt; retries : extra attempts after a timeout.
+    broker, device_id : the device's broker URL and id.
     budget : most queries this pass may send (``None``: no limit).
     progress : progress bar on stderr.
+    client_options : the other keyword arguments of :class:`~device_sim.client.DeviceClient`
+        (``client_id``, ``username``, ``password``, ``timeout_s`` seconds per attempt,
+        ``retries`` extra attempts after a timeout).
 
     Returns
     -------
@@ -217,15 +215,7 @@ def query_device(
     from device_sim.client import DeviceClient
     from device_sim.contract import DeviceError, DeviceTimeout
 
-    client = DeviceClient(
-        broker,
-        device_id,
-        client_id=client_id,
-        username=username,
-        password=password,
-        timeout_s=timeout_s,
-        retries=retries,
-    )
+    client = DeviceClient(broker, device_id, **client_options)
 
     def ask_one(u: Utterance) -> dict:
         try:
