@@ -6,6 +6,7 @@ with alignments (readers, manifests, recognizer, device, auditor) reuse it.
 ``tiny_recipe``: the recognizer config of every tiny test model (mechanics, not accuracy).
 ``amqtt_broker``: one embedded amqtt broker per session, shared by device and auditor tests.
 ``make_tiny_cifar_zip``: random CIFAR-shaped class-folder zips for the image-path tests.
+``defense_names``: the defenses the registry offers and the defenses recipe runs.
 
 The ``slow`` tier (left out by ``make test-fast``, run by ``make test``): every test that talks
 to a real broker (a fixture of :data:`BROKER_FIXTURES`), plus the tests marked ``slow`` in their
@@ -29,6 +30,23 @@ BROKER_FIXTURES = {
     "amqtt_url",
 }
 TINY_SYNTH = {"n_speakers": 4, "utterances_per_speaker": 4, "seed": 7}
+
+#: The defenses the project offers: registered in models.privacy.registry, each run by the
+#: cifar10_defenses recipe.
+DEFENSE_NAMES = frozenset(
+    {
+        "none",
+        "l2",
+        "dropout",
+        "topk",
+        "rounding",
+        "label_only",
+        "stacking",
+        "advreg",
+        "dpsgd",
+        "augment",
+    }
+)
 
 #: Small and quick: the tests check mechanics (serving, records, reports), not accuracy.
 TINY_RECIPE = {
@@ -57,6 +75,12 @@ def tiny_synth_corpus(tmp_path_factory) -> Path:
 def tiny_recipe() -> dict:
     """The recognizer config overrides of every tiny test model (do not edit: copy)."""
     return TINY_RECIPE
+
+
+@pytest.fixture(scope="session")
+def defense_names() -> frozenset[str]:
+    """The names of the defenses the project offers (:data:`DEFENSE_NAMES`)."""
+    return DEFENSE_NAMES
 
 
 @pytest.fixture(scope="session")

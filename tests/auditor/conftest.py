@@ -43,19 +43,29 @@ def tiny_target(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_shadows(tiny_manifest, tiny_roles, tiny_recipe, tmp_path_factory):
+def train_tiny_shadows(tiny_manifest, tiny_roles, tiny_recipe):
+    """``train(k, seed, cache_dir, executor)``: ``auditor.voice.shadow.train_shadows`` of ``k``
+    shadows on the tiny pool speakers with the tiny recipe; returns its ``(shadows, ...)``."""
     from auditor.voice.shadow import train_shadows
 
+    def train(k: int, seed: int, cache_dir, executor):
+        return train_shadows(
+            tiny_manifest,
+            tiny_roles["pool"],
+            tiny_recipe,
+            k=k,
+            seed=seed,
+            cache_dir=cache_dir,
+            executor=executor,
+        )
+
+    return train
+
+
+@pytest.fixture(scope="session")
+def tiny_shadows(train_tiny_shadows, tmp_path_factory):
     cache = tmp_path_factory.mktemp("tiny_shadows")
-    shadows, _ = train_shadows(
-        tiny_manifest,
-        tiny_roles["pool"],
-        tiny_recipe,
-        k=2,
-        seed=0,
-        cache_dir=cache,
-        executor="serial",
-    )
+    shadows, _ = train_tiny_shadows(k=2, seed=0, cache_dir=cache, executor="serial")
     return shadows
 
 

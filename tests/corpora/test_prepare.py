@@ -113,6 +113,16 @@ def test_unknown_format_and_misplaced_option_are_refused(kaldi_dir):
         make_reader(kaldi_dir, "kaldi", include_sa=True)
 
 
+#: The good utterance's alignment (1 s at 16 kHz): (start, end, phone) in samples.
+ALIGNMENT = (
+    (0, 100, "sil"),
+    (100, 200, "vcl"),
+    (200, 300, "b"),
+    (300, 900, "iy"),
+    (900, 16000, "sil"),
+)
+
+
 @pytest.fixture
 def good_utterance(tmp_path):
     audio = tmp_path / "a.wav"
@@ -124,14 +134,13 @@ def good_utterance(tmp_path):
         duration=1.0,
         text="bee",
         phones=("sil", "vcl", "b", "iy", "sil"),
-        alignment=(
-            (0, 100, "sil"),
-            (100, 200, "vcl"),
-            (200, 300, "b"),
-            (300, 900, "iy"),
-            (900, 16000, "sil"),
-        ),
+        alignment=ALIGNMENT,
     )
+
+
+def _with_segment(index: int, segment: tuple[int, int, str]) -> tuple:
+    """:data:`ALIGNMENT` with its segment ``index`` replaced by ``segment``."""
+    return (*ALIGNMENT[:index], segment, *ALIGNMENT[index + 1 :])
 
 
 @pytest.mark.parametrize(
@@ -143,42 +152,9 @@ def good_utterance(tmp_path):
         ({"duration": 0.0}, "corrupt audio"),
         ({"phones": ("sil", "xx", "sil"), "alignment": None}, "unknown phone"),
         ({"phones": ("vcl", "b", "iy"), "alignment": None}, "bad phones"),
-        (
-            {
-                "alignment": (
-                    (0, 100, "sil"),
-                    (100, 200, "vcl"),
-                    (200, 300, "b"),
-                    (300, 900, "iy"),
-                    (900, 16001, "sil"),
-                )
-            },
-            "alignment past audio",
-        ),
-        (
-            {
-                "alignment": (
-                    (0, 100, "sil"),
-                    (100, 200, "vcl"),
-                    (200, 300, "b"),
-                    (300, 300, "iy"),
-                    (900, 16000, "sil"),
-                )
-            },
-            "bad alignment",
-        ),
-        (
-            {
-                "alignment": (
-                    (0, 100, "sil"),
-                    (100, 200, "vcl"),
-                    (200, 300, "b"),
-                    (300, 900, "ih"),
-                    (900, 16000, "sil"),
-                )
-            },
-            "bad alignment",
-        ),
+        ({"alignment": _with_segment(4, (900, 16001, "sil"))}, "alignment past audio"),
+        ({"alignment": _with_segment(3, (300, 300, "iy"))}, "bad alignment"),
+        ({"alignment": _with_segment(3, (300, 900, "ih"))}, "bad alignment"),
     ],
 )
 def test_validate_utterance(good_utterance, change, reason):

@@ -70,17 +70,19 @@ def mosquitto():
         yield broker
 
 
-@pytest.fixture(scope="module")
-def device_on_mosquitto(recognizer, mosquitto):
+def _serve(recognizer, device_id: str, broker_url: str):
+    """Serve ``recognizer`` as ``device_id`` on the broker (host profile) while the fixture lives."""
     with DeviceServer(
-        recognizer, "dev-m", mosquitto.url, profile_report={"profile": "host"}
+        recognizer, device_id, broker_url, profile_report={"profile": "host"}
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def device_on_mosquitto(recognizer, mosquitto):
+    yield from _serve(recognizer, "dev-m", mosquitto.url)
 
 
 @pytest.fixture(scope="module")
 def device_on_amqtt(recognizer, amqtt_broker):
-    with DeviceServer(
-        recognizer, "dev-a", amqtt_broker.url, profile_report={"profile": "host"}
-    ) as server:
-        yield server
+    yield from _serve(recognizer, "dev-a", amqtt_broker.url)

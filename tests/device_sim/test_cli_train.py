@@ -15,6 +15,11 @@ from device_sim.cli import main
 SPEAKERS = ("0053", "0070", "0094")
 
 
+def train(runner: CliRunner, manifest: Path, out: Path, *options: str):
+    """``device-sim train --manifest MANIFEST --out OUT`` with ``options``."""
+    return runner.invoke(main, ["train", "--manifest", str(manifest), "--out", str(out), *options])
+
+
 @pytest.fixture(scope="module")
 def small_manifest(tmp_path_factory, speechocean_dir) -> Path:
     root = tmp_path_factory.mktemp("so762")
@@ -32,23 +37,11 @@ def test_train_then_eval_prints_per_overall_and_per_speaker(small_manifest, tmp_
     )
     ckpt = tmp_path / "ckpt"
     runner = CliRunner()
-    res = runner.invoke(
-        main,
-        [
-            "train",
-            "--manifest",
-            str(small_manifest),
-            "--out",
-            str(ckpt),
-            "--config",
-            str(config),
-            "--epochs",
-            "1",
-            "--seed",
-            "4",
-            "--threads",
-            "1",
-        ],
+    res = train(
+        runner,
+        small_manifest,
+        ckpt,
+        *("--config", str(config), "--epochs", "1", "--seed", "4", "--threads", "1"),
     )
     assert res.exit_code == 0, res.output
     assert "targets: transcript" in res.output and "held out 6" in res.output
@@ -86,23 +79,12 @@ def test_cli_errors_are_clear(small_manifest, tmp_path):
     runner = CliRunner()
     res = runner.invoke(main, ["eval", "--model", str(tmp_path), "--manifest", str(small_manifest)])
     assert res.exit_code != 0 and "not a recognizer checkpoint" in res.output
-    res = runner.invoke(
-        main,
-        [
-            "train",
-            "--manifest",
-            str(small_manifest),
-            "--out",
-            str(tmp_path / "y"),
-            "--splits",
-            str(small_manifest),
-            "--split",
-            "target_members",
-        ],
+    res = train(
+        runner,
+        small_manifest,
+        tmp_path / "y",
+        *("--splits", str(small_manifest), "--split", "target_members"),
     )
     assert res.exit_code != 0 and "malformed splits file" in res.output
-    res = runner.invoke(
-        main,
-        ["train", "--manifest", str(small_manifest), "--out", str(tmp_path / "x"), "--split", "a"],
-    )
+    res = train(runner, small_manifest, tmp_path / "x", "--split", "a")
     assert res.exit_code != 0 and "--splits and --split go together" in res.output

@@ -16,6 +16,20 @@ from auditor.cli import main
 TRAIN_SIZE = 60
 
 
+def run_train_target(data, out, train_size, *options: str):
+    """``auditor cifar train-target`` of ``data`` into ``out`` at seed 0, quiet, with ``options``."""
+    args = ["cifar", "train-target", "--data", str(data), "--out", str(out)]
+    args += ["--train-size", str(train_size), "--seed", "0", "--quiet", *options]
+    return CliRunner().invoke(main, args)
+
+
+def run_attack(name, target_dir, out, *options: str):
+    """``auditor cifar attack --attack NAME`` on ``target_dir`` into ``out`` at seed 0, with
+    ``options``."""
+    args = ["cifar", "attack", "--attack", name, "--target", str(target_dir), "--out", str(out)]
+    return CliRunner().invoke(main, [*args, "--seed", "0", *options])
+
+
 @pytest.fixture(scope="module")
 def tiny_zip(make_tiny_cifar_zip):
     """300 train + 100 test random images (PNG, so pixels survive exactly)."""
@@ -27,27 +41,11 @@ def target_dir(tiny_zip, tmp_path_factory):
     """A target that memorised its 60 random members (random labels: nothing else to learn)."""
     out = tmp_path_factory.mktemp("target") / "t"
     cache = tmp_path_factory.mktemp("cache")
-    result = CliRunner().invoke(
-        main,
-        [
-            "cifar",
-            "train-target",
-            "--data",
-            str(tiny_zip),
-            "--out",
-            str(out),
-            "--train-size",
-            str(TRAIN_SIZE),
-            "--seed",
-            "0",
-            "--epochs",
-            "15",
-            "--batch-size",
-            "10",
-            "--cache-dir",
-            str(cache),
-            "--quiet",
-        ],
+    result = run_train_target(
+        tiny_zip,
+        out,
+        TRAIN_SIZE,
+        *("--epochs", "15", "--batch-size", "10", "--cache-dir", str(cache)),
     )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output[result.output.index("{") :])
@@ -77,24 +75,8 @@ def test_train_target_writes_checkpoint_split_and_history(target_dir, tiny_zip):
 
 def test_threshold_attack_separates_memorised_members(target_dir, tmp_path):
     out = tmp_path / "attack"
-    result = CliRunner().invoke(
-        main,
-        [
-            "cifar",
-            "attack",
-            "--attack",
-            "threshold",
-            "--target",
-            str(target_dir),
-            "--out",
-            str(out),
-            "--seed",
-            "0",
-            "--n-bootstrap",
-            "50",
-            "--param",
-            "percentile=50",
-        ],
+    result = run_attack(
+        "threshold", target_dir, out, "--n-bootstrap", "50", "--param", "percentile=50"
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())["threshold"]
@@ -107,28 +89,12 @@ def test_threshold_attack_separates_memorised_members(target_dir, tmp_path):
 
 def test_shadow_attack_trains_shadows_with_the_target_recipe(target_dir, tmp_path):
     out = tmp_path / "attack"
-    result = CliRunner().invoke(
-        main,
-        [
-            "cifar",
-            "attack",
-            "--attack",
-            "mlleaks",
-            "--target",
-            str(target_dir),
-            "--out",
-            str(out),
-            "--seed",
-            "0",
-            "--executor",
-            "serial",
-            "--n-eval",
-            "40",
-            "--n-bootstrap",
-            "0",
-            "--param",
-            f"shadow_size={TRAIN_SIZE}",
-        ],
+    result = run_attack(
+        "mlleaks",
+        target_dir,
+        out,
+        *("--executor", "serial", "--n-eval", "40", "--n-bootstrap", "0"),
+        *("--param", f"shadow_size={TRAIN_SIZE}"),
     )
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())["mlleaks"]
@@ -138,42 +104,10 @@ def test_shadow_attack_trains_shadows_with_the_target_recipe(target_dir, tmp_pat
 
 
 def test_attack_refuses_parameters_the_attack_does_not_have(target_dir, tmp_path):
-    result = CliRunner().invoke(
-        main,
-        [
-            "cifar",
-            "attack",
-            "--attack",
-            "threshold",
-            "--target",
-            str(target_dir),
-            "--out",
-            str(tmp_path / "a"),
-            "--seed",
-            "0",
-            "--param",
-            "n_shadows=3",
-        ],
-    )
+    result = run_attack("threshold", target_dir, tmp_path / "a", "--param", "n_shadows=3")
     assert result.exit_code == 1
     assert "threshold has no parameter(s) ['n_shadows']" in result.output
-    result = CliRunner().invoke(
-        main,
-        [
-            "cifar",
-            "attack",
-            "--attack",
-            "threshold",
-            "--target",
-            str(target_dir),
-            "--out",
-            str(tmp_path / "a"),
-            "--seed",
-            "0",
-            "--param",
-            "percentile",
-        ],
-    )
+    result = run_attack("threshold", target_dir, tmp_path / "a", "--param", "percentile")
     assert result.exit_code == 2 and "is not NAME=VALUE" in result.output
 
 
@@ -184,21 +118,6 @@ def test_attack_choices_are_the_attack_registry():
 
 def test_bad_dataset_is_a_clear_error(tmp_path):
     (tmp_path / "not.zip").write_bytes(b"hello")
-    result = CliRunner().invoke(
-        main,
-        [
-            "cifar",
-            "train-target",
-            "--data",
-            str(tmp_path / "not.zip"),
-            "--out",
-            str(tmp_path / "t"),
-            "--train-size",
-            "10",
-            "--seed",
-            "0",
-            "--quiet",
-        ],
-    )
+    result = run_train_target(tmp_path / "not.zip", tmp_path / "t", 10)
     assert result.exit_code == 1
     assert "not.zip: not a zip file" in result.output

@@ -125,6 +125,20 @@ def test_advreg_shadows_learn_from_a_reference_outside_their_training_data(
     assert seen["n_train"] == 60  # it trains on all of its records, none set aside
 
 
+def run_suite(target, shadows, attacks, x_eval, y_eval, membership) -> dict:
+    """:func:`attack_suite` of ``attacks`` on the evaluation records, seed 0, no bootstrap."""
+    return attack_suite(
+        target,
+        shadows,
+        attacks=attacks,
+        seed=0,
+        x_eval=x_eval,
+        y_eval=y_eval,
+        membership=membership,
+        n_bootstrap=0,
+    )
+
+
 def test_attack_suite_shares_shadows_and_reports_every_attack(target_dirs):
     dirs, cache = target_dirs
     target = load_target(dirs["none"], cache_dir=cache, progress=False)
@@ -139,28 +153,11 @@ def test_attack_suite_shares_shadows_and_reports_every_attack(target_dirs):
         "out_mirror",
         "eval_mirror",
     }
-    results = attack_suite(
-        target,
-        shadows,
-        attacks=ATTACK_NAMES,
-        seed=0,
-        x_eval=x_eval,
-        y_eval=y_eval,
-        membership=membership,
-        n_bootstrap=0,
-    )
+    results = run_suite(target, shadows, ATTACK_NAMES, x_eval, y_eval, membership)
     assert set(results) == {*ATTACK_NAMES, "max_auc_attack"}
     assert results["loss"]["auc"] > 0.6  # random labels: memorised members leak
-    one_hot = attack_suite(
-        dataclasses.replace(target, serving={"name": "label_only"}),
-        shadows,
-        attacks=["threshold", "loss"],
-        seed=0,
-        x_eval=x_eval,
-        y_eval=y_eval,
-        membership=membership,
-        n_bootstrap=0,
-    )
+    label_only = dataclasses.replace(target, serving={"name": "label_only"})
+    one_hot = run_suite(label_only, shadows, ["threshold", "loss"], x_eval, y_eval, membership)
     assert set(one_hot) == {"threshold", "loss", "max_auc_attack"}  # only the attacks asked for
     assert one_hot["threshold"]["auc"] == 0.5  # a constant max posterior says nothing
     assert one_hot["max_auc_attack"] == "loss"
@@ -218,18 +215,9 @@ def hand_world():
 
 
 def test_attack_suite_on_a_hand_computed_example(hand_world):
-    target, shadows, x_eval, y_eval, membership = hand_world
+    target, shadows, *evaluation = hand_world
     attacks = ["loss", "lira", "loss_mirror", "lira_mirror"]
-    res = attack_suite(
-        target,
-        shadows,
-        attacks=attacks,
-        seed=0,
-        x_eval=x_eval,
-        y_eval=y_eval,
-        membership=membership,
-        n_bootstrap=0,
-    )
+    res = run_suite(target, shadows, attacks, *evaluation)
     # loss: scores 3, 0 | 2, 0.5: one member above both non-members, one below: AUC 1/2;
     # threshold 2.5 (separates the shadows' 2.5 from 0.5): calls 1, 0 | 0, 0: 3 of 4 right.
     assert (res["loss"]["auc"], res["loss"]["accuracy"]) == (0.5, 0.75)
@@ -247,15 +235,14 @@ def test_attack_suite_on_a_hand_computed_example(hand_world):
 
 
 def test_attack_suite_refuses_lira_with_one_shadow(hand_world):
-    target, shadows, x_eval, y_eval, membership = hand_world
+    target, shadows, *evaluation = hand_world
     one = Shadows(shadows.splits[:1], shadows.answers[:1], [1], [""], 0.0)
-    kw = dict(seed=0, x_eval=x_eval, y_eval=y_eval, membership=membership, n_bootstrap=0)
     for attacks in (["loss", "lira"], ["lira_mirror"]):
         with pytest.raises(ValueError, match=r"need >= 2 shadow models as OUT references, got 1"):
-            attack_suite(target, one, attacks=attacks, **kw)
-    assert attack_suite(target, one, attacks=["loss"], **kw)["loss"]["auc"] == 0.5
+            run_suite(target, one, attacks, *evaluation)
+    assert run_suite(target, one, ["loss"], *evaluation)["loss"]["auc"] == 0.5
     with pytest.raises(ValueError, match="attacks must be distinct names"):
-        attack_suite(target, shadows, attacks=["loss", "gap"], **kw)
+        run_suite(target, shadows, ["loss", "gap"], *evaluation)
 
 
 def test_replay_executor_refuses_other_training_data(target_dirs):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from auditor.voice.shadow import cache_key, is_trained, load_shadow, shadow_splits, train_shadows
+from auditor.voice.shadow import cache_key, is_trained, load_shadow, shadow_splits
 
 
 def test_shadow_splits_are_disjoint_and_complementary_in_pairs():
@@ -49,53 +49,29 @@ class _CountingSerial:
 
 
 def test_cached_shadows_are_reused_and_changes_retrain(
-    tiny_shadows, tiny_manifest, tiny_roles, tiny_recipe
+    tiny_shadows, train_tiny_shadows, tiny_manifest, tiny_recipe
 ):
     cache = tiny_shadows[0].path.parent
     counting = _CountingSerial()
-    again, _ = train_shadows(
-        tiny_manifest,
-        tiny_roles["pool"],
-        tiny_recipe,
-        k=2,
-        seed=0,
-        cache_dir=cache,
-        executor=counting,
-    )
+    again, _ = train_tiny_shadows(k=2, seed=0, cache_dir=cache, executor=counting)
     assert counting.jobs == [] and again == tiny_shadows
     changed = tiny_recipe | {"training": tiny_recipe["training"] | {"epochs": 2}}
     assert cache_key(changed, again[0].speakers_in, 1, tiny_manifest) != again[0].path.name[7:]
     # a third shadow is new; the two cached ones are not retrained
-    three, _ = train_shadows(
-        tiny_manifest,
-        tiny_roles["pool"],
-        tiny_recipe,
-        k=3,
-        seed=0,
-        cache_dir=cache,
-        executor=counting,
-    )
+    three, _ = train_tiny_shadows(k=3, seed=0, cache_dir=cache, executor=counting)
     assert len(counting.jobs) == 1 and three[:2] == tiny_shadows
     assert json.loads((three[2].path / "shadow.json").read_text())["seed"] == 3
 
 
 @pytest.mark.slow  # starts a local Ray instance
-def test_shadows_train_on_a_local_ray_instance(tiny_manifest, tiny_roles, tiny_recipe, tmp_path):
+def test_shadows_train_on_a_local_ray_instance(train_tiny_shadows, tmp_path):
     import ray
 
     from auditor.executor import get_executor
 
     executor = get_executor("ray", address="local", max_workers=1, threads_per_worker=1)
     try:
-        shadows, _ = train_shadows(
-            tiny_manifest,
-            tiny_roles["pool"],
-            tiny_recipe,
-            k=2,
-            seed=5,
-            cache_dir=tmp_path,
-            executor=executor,
-        )
+        shadows, _ = train_tiny_shadows(k=2, seed=5, cache_dir=tmp_path, executor=executor)
     finally:
         ray.shutdown()
     assert all(is_trained(s.path) for s in shadows)
