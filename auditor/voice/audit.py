@@ -34,6 +34,8 @@ from auditor.voice.features import (
     utterance_features,
 )
 from auditor.voice.query import QueryResult, query_device, query_recognizer
+from auditor.voice.reference import MIN_REFERENCES
+from auditor.voice.reference_audit import ReferenceScores, reference_answers
 from auditor.voice.shadow import ShadowModel
 from auditor.voice.sweep import AuditSweep
 from corpora.manifest import Utterance, read_manifest
@@ -270,12 +272,25 @@ def audit_users(
     target_feats = _features_of(chosen, target_q, "target", failures)
     conditions = list(chosen)
 
-    shadow_feats = []
+    shadow_feats, shadow_chosen = [], {}
     for s in shadows:
         s_chosen, res = _query_shadow(s, utts, target_data, max_k, seed, record, progress)
         failures += _query_failures(s.name, res)
         feats = _features_of(s_chosen, res, s.name, failures, policy.harden_answer)
         shadow_feats.append((s, feats))
+        shadow_chosen[s.name] = s_chosen
+    reference = None
+    if len(shadows) >= MIN_REFERENCES:
+        calibration = reference_answers(
+            shadows,
+            chosen,
+            shadow_chosen,
+            record=record,
+            harden=policy.harden_answer,
+            failures=failures,
+            progress=progress,
+        )
+        reference = ReferenceScores(calibration, shadow_feats)
 
     sweep = AuditSweep(
         members,
@@ -285,6 +300,7 @@ def audit_users(
         n_estimators=n_estimators,
         n_bootstrap=n_bootstrap,
         seed=seed,
+        reference=reference,
     )
     ks = sorted(set(audios_sweep) | {audios_per_user})
     for cond in conditions:
@@ -313,6 +329,9 @@ def audit_users(
             for s in shadows
         ],
         "attacks": sweep.attacks,
+        "reference_calibrated": sweep.reference_choice
+        if reference is not None
+        else {"skipped": f"{len(shadows)} shadows; the attack needs {MIN_REFERENCES} references"},
         "rows": sweep.rows,
         "ci95_scope": CI95_SCOPE,
         "queries": _queries_doc(target_q, record),

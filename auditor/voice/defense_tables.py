@@ -31,7 +31,7 @@ def closest_to_chance(settings: list[dict]) -> dict:
     """
 
     def strongest(s: dict) -> tuple[float, str] | None:
-        aucs = [(a, s["attacks"][f"unseen/{a}"].get("auc")) for a in ATTACKS]
+        aucs = [(a, s["attacks"].get(f"unseen/{a}", {}).get("auc")) for a in ATTACKS]
         return max(((abs(auc - 0.5), a) for a, auc in aucs if auc is not None), default=None)
 
     scored = [(strongest(s), s) for s in settings if s["setting"] != "none"]

@@ -252,11 +252,13 @@ def _print_results(
     metrics: dict, stages: dict[str, float], run_dir: Path, summary: Path | None
 ) -> None:
     from auditor.voice.reports import format_table
+    from auditor.voice.sweep import ATTACKS
 
     for cond in metrics["conditions"]:
         print()
-        print(format_table(metrics, cond, "random_forest"))
-        print(format_table(metrics, cond, "calibrated_test"))
+        for attack in ATTACKS:
+            if f"{cond}/{attack}" in metrics["attacks"]:
+                print(format_table(metrics, cond, attack))
     print(
         f"\n[audit] queries: {metrics['queries']['sent']} sent at "
         f"{metrics['queries']['queries_per_second']:.1f}/s; stages (s): "

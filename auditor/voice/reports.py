@@ -27,6 +27,7 @@ from auditor.metrics import CI_LABEL, fmt  # noqa: E402
 from auditor.plots import save_roc_plots  # noqa: E402
 from auditor.voice.defense_summary import read_defense_summary  # noqa: E402
 from auditor.voice.features import UTTERANCE_FEATURES  # noqa: E402
+from auditor.voice.sweep import ATTACKS  # noqa: E402
 
 REPORT_DIR_NAME = "report"
 REPORT_USERS_DIR = "users"
@@ -137,9 +138,7 @@ def _condition_section(metrics: dict, cond: str, out: Path) -> dict | None:
     """The summary's section of one condition (its ROC plots written into ``out``), or
     ``None`` when no attack ran under it."""
     curves = {
-        a: metrics["attacks"][f"{cond}/{a}"]
-        for a in ("random_forest", "calibrated_test")
-        if f"{cond}/{a}" in metrics["attacks"]
+        a: metrics["attacks"][f"{cond}/{a}"] for a in ATTACKS if f"{cond}/{a}" in metrics["attacks"]
     }
     if not curves:
         return None
@@ -196,6 +195,7 @@ def _user_page(user: dict, plot: str) -> dict:
                 "forest_score": fmt(c["forest_score"]),
                 "log_likelihood_ratio": fmt(c["log_likelihood_ratio"]),
                 "p_value": f"{c['p_value']:.3g}",
+                "reference": _reference_verdict(c),
                 "audios": [
                     [a["utt_id"], a["text"], *(fmt(a[col]) for col in EVIDENCE_COLUMNS)]
                     for a in c["audios"]
@@ -203,6 +203,17 @@ def _user_page(user: dict, plot: str) -> dict:
             }
             for cond, c in user["conditions"].items()
         ],
+    }
+
+
+def _reference_verdict(condition: dict) -> dict | None:
+    """The reference-calibrated verdict of a user's condition, or ``None`` without one."""
+    if "reference_score" not in condition:
+        return None
+    return {
+        "verdict": condition["reference_verdict"],
+        "score": fmt(condition["reference_score"]),
+        "p_value": f"{condition['reference_p_value']:.3g}",
     }
 
 

@@ -16,10 +16,12 @@ import numpy as np
 from auditor.metrics import fpr_key, membership_metrics
 from auditor.voice.attack import CalibratedUserTest, make_forest_attack
 from auditor.voice.features import user_feature_names, user_features
+from auditor.voice.reference import ReferenceError
+from auditor.voice.reference_audit import ReferenceScores
 from auditor.voice.shadow import ShadowModel
 
-#: Attack names in ``metrics.json``.
-ATTACKS = ("random_forest", "calibrated_test")
+#: Attack names in ``metrics.json`` (the last only with enough references).
+ATTACKS = ("random_forest", "calibrated_test", "reference_calibrated")
 
 
 class NotEnoughShadowUsers(ValueError):
@@ -85,8 +87,10 @@ class AuditSweep:
         n_estimators: int,
         n_bootstrap: int,
         seed: int,
+        reference: ReferenceScores | None = None,
     ):
         self.members, self.nonmembers = members, nonmembers
+        self.reference = reference
         self.audios_per_user, self.users_sweep = audios_per_user, users_sweep
         self.n_estimators, self.n_bootstrap, self.seed = n_estimators, n_bootstrap, seed
         self.names = user_feature_names()
@@ -99,6 +103,21 @@ class AuditSweep:
             for s in sorted(set(members) | set(nonmembers))
         }
         self.calibration: dict[str, dict] = {}
+        self.reference_choice: dict[str, dict] = {}
+
+    def _reference(self, cond: str, k: int, target_feats: dict[str, list], kept: list[str]):
+        """``(test, scores)`` of the reference-calibrated attack, or ``None`` (noted why)."""
+        if self.reference is None:
+            return None
+        try:
+            test, stats = self.reference.fit_score(cond, k, target_feats, kept)
+        except ReferenceError as e:
+            self.sweep_skipped.append(
+                {"condition": cond, "audios_per_user": k, "attack": "reference_calibrated"}
+                | {"reason": str(e)}
+            )
+            return None
+        return test, test.score(stats)
 
     def run(self, cond: str, k: int, shadow_feats: list, target_feats: dict[str, list]) -> None:
         """Fit, score and record the setting ``cond`` with ``k`` audios (skipped: noted why)."""
@@ -130,13 +149,24 @@ class AuditSweep:
             "random_forest": forest.predict_proba(X)[:, 1],
             "calibrated_test": test.log_likelihood_ratio(X),
         }  # each (n_kept,)
-        self._sweep_users(cond, k, kept, kept_m, kept_n, scores)
+        thresholds = dict(THRESHOLDS)
+        ref_test = self._reference(cond, k, target_feats, kept)
+        if ref_test is not None:
+            ref_test, scores["reference_calibrated"] = ref_test
+            thresholds["reference_calibrated"] = ref_test.threshold_
+        self._sweep_users(cond, k, kept, kept_m, kept_n, scores, thresholds)
         if k != self.audios_per_user:
             return
+        if ref_test is not None:
+            self.reference_choice[cond] = ref_test.describe() | {
+                "sd": self.reference.calibration.sd_note_
+            }
         self.calibration[cond] = calibration_doc(test, X_sh, y_sh)
         self._record_verdicts(cond, k, kept, scores, test, X, target_feats)
+        if ref_test is not None:
+            self._record_reference_verdicts(cond, kept, scores, ref_test)
 
-    def _sweep_users(self, cond, k, kept, kept_m, kept_n, scores) -> None:
+    def _sweep_users(self, cond, k, kept, kept_m, kept_n, scores, thresholds) -> None:
         """The attacks' metrics on every user count of the sweep that the kept users allow."""
         index = {s: i for i, s in enumerate(kept)}
         for n_users in sorted(set(self.users_sweep) | {len(kept)}):
@@ -159,18 +189,19 @@ class AuditSweep:
                 else balanced_subset(kept_m, kept_n, n_users, self.seed)
             )
             main = n_users == len(kept) and k == self.audios_per_user
-            self._score_users(cond, k, subset, [index[s] for s in subset], scores, main)
+            idx = [index[s] for s in subset]
+            self._score_users(cond, k, subset, idx, scores, thresholds, main)
 
-    def _score_users(self, cond, k, subset, idx, scores, main: bool) -> None:
+    def _score_users(self, cond, k, subset, idx, scores, thresholds, main: bool) -> None:
         """Each attack's membership metrics on the users ``subset`` (rows ``idx`` of ``scores``)."""
         y = np.array([1 if s in set(self.members) else 0 for s in subset])
-        for attack in ATTACKS:
+        for attack in scores:
             # 1%, 0.1% and 1/N (the lowest FPR that N non-members can measure)
             fprs = (0.01, 0.001, 1.0 / int((y == 0).sum()))
             m = membership_metrics(
                 y,
                 scores[attack][idx],
-                threshold=THRESHOLDS[attack],
+                threshold=thresholds[attack],
                 fprs=fprs,
                 n_bootstrap=self.n_bootstrap,
                 seed=self.seed,
@@ -197,6 +228,17 @@ class AuditSweep:
                     {"utt_id": u.utt_id, "text": u.text, "phones": list(a.get("phones", []))} | f
                     for u, a, f in target_feats[s][:k]
                 ],
+            }
+
+    def _record_reference_verdicts(self, cond, kept, scores, ref_test) -> None:
+        """Each kept user's reference-calibrated score, p-value and verdict under ``cond``."""
+        ref = scores["reference_calibrated"]  # (n_kept,)
+        p_vals = ref_test.p_value(ref)
+        for i, s in enumerate(kept):
+            self.users[s]["conditions"][cond] |= {
+                "reference_score": float(ref[i]),
+                "reference_p_value": float(p_vals[i]),
+                "reference_verdict": "member" if ref[i] >= ref_test.threshold_ else "non-member",
             }
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from auditor.voice.audit import AuditError, audit_users, select_audios
+from auditor.voice.reference import STATISTICS
 from corpora.manifest import ManifestError, Utterance, read_manifest, write_manifest
 
 
@@ -139,27 +140,36 @@ def test_member_labels_are_checked_against_the_targets_data(
 PHONES = ("sil", "k", "ae", "t", "s", "aa", "n", "d", "iy", "sil")
 
 
-def _fake_answer(utt: Utterance, trained: bool) -> dict:
-    """A recognizer answer that is better on trained speakers: fewer deletions, higher scores."""
+def _fake_answer(utt: Utterance, trained: bool, model: str = "device") -> dict:
+    """A recognizer answer that is better on trained speakers: fewer deletions, higher scores.
+
+    Each audio has its own difficulty (shared by every model: what reference calibration
+    removes) and each model its own small noise on it.
+    """
     rng = np.random.default_rng(zlib.crc32(utt.utt_id.encode()))
+    noise = np.random.default_rng(zlib.crc32(f"{model}/{utt.utt_id}".encode())).normal(0, 0.05)
     dropped = rng.choice(np.arange(1, len(PHONES) - 1), 1 if trained else 4, replace=False)
     phones = [p for i, p in enumerate(PHONES) if i not in dropped]
     quality = 1.0 if trained else 0.0
     return {
         "phones": phones,
-        "log_like_per_frame": -3.0 + quality + rng.normal(0, 0.3),
+        "log_like_per_frame": -3.0 + quality + rng.normal(0, 0.3) + noise,
         "frames": 90,
-        "phone_confidences": list(rng.uniform(0.3, 0.6) + 0.3 * quality + np.zeros(len(phones))),
+        "phone_confidences": list(
+            rng.uniform(0.3, 0.6) + 0.3 * quality + noise + np.zeros(len(phones))
+        ),
         "output": "full",
     }
 
 
 @pytest.fixture
-def fake_world(tmp_path, monkeypatch):
-    """40 audited users (20 true members) and 2 shadows of 20 IN / 20 OUT each, 3 audios per
-    speaker, answered by a fake device and fake shadows that do better on their training
-    speakers: the whole audit runs on separable features without training or MQTT."""
+def make_fake_world(tmp_path, monkeypatch):
+    """``make(k)``: 40 audited users (20 true members) and ``k`` shadows of 20 IN / 20 OUT
+    each, 3 audios per speaker, answered by a fake device and fake shadows that do better on
+    their training speakers: the whole audit runs on separable features without training or
+    MQTT."""
     import auditor.voice.audit as audit
+    import auditor.voice.reference_audit as reference_audit
     from auditor.voice.query import QueryResult
     from auditor.voice.shadow import ShadowModel, shadow_splits
 
@@ -172,33 +182,53 @@ def fake_world(tmp_path, monkeypatch):
         for j in range(3)
     ]
     manifest = write_manifest(tmp_path / "prepared", utts)
-    shadows = []
-    for j, split in enumerate(shadow_splits(pool, 2, seed=0)):
-        path = tmp_path / f"shadow-{j}"
-        path.mkdir()
-        trained = [u.utt_id for u in utts if u.speaker in split["in"]]
-        (path / "data.json").write_text(json.dumps({"train": trained, "heldout": []}))
-        shadows.append(
-            ShadowModel(f"shadow-{j}", path, tuple(split["in"]), tuple(split["out"]), j + 1)
-        )
 
-    def fake_device(utterances, record, **kw):
-        return QueryResult(
-            answers={u.utt_id: _fake_answer(u, u.speaker in members) for u in utterances},
-            status={"state": "online", "output": "full"},
-        )
+    def make(k: int) -> dict:
+        shadows = []
+        for j, split in enumerate(shadow_splits(pool, k, seed=0)):
+            path = tmp_path / f"shadow-{j}"
+            path.mkdir()
+            trained = [u.utt_id for u in utts if u.speaker in split["in"]]
+            (path / "data.json").write_text(json.dumps({"train": trained, "heldout": []}))
+            shadows.append(
+                ShadowModel(f"shadow-{j}", path, tuple(split["in"]), tuple(split["out"]), j + 1)
+            )
 
-    def fake_shadow(shadow_in, utterances, record, **kw):
-        return QueryResult(
-            answers={u.utt_id: _fake_answer(u, u.speaker in shadow_in) for u in utterances}
-        )
+        def fake_device(utterances, record, **kw):
+            return QueryResult(
+                answers={u.utt_id: _fake_answer(u, u.speaker in members) for u in utterances},
+                status={"state": "online", "output": "full"},
+            )
 
-    monkeypatch.setattr(audit, "query_device", fake_device)
-    monkeypatch.setattr(
-        audit, "load_recognizer", lambda p: set(next(s.speakers_in for s in shadows if s.path == p))
-    )
-    monkeypatch.setattr(audit, "query_recognizer", fake_shadow)
-    return {"manifest": manifest, "members": members, "nonmembers": nonmembers, "shadows": shadows}
+        def fake_shadow(shadow, utterances, record, **kw):
+            return QueryResult(
+                answers={
+                    u.utt_id: _fake_answer(u, u.speaker in shadow.speakers_in, shadow.name)
+                    for u in utterances
+                }
+            )
+
+        def load(path):
+            return next(s for s in shadows if s.path == path)
+
+        monkeypatch.setattr(audit, "query_device", fake_device)
+        for module in (audit, reference_audit):
+            monkeypatch.setattr(module, "load_recognizer", load)
+            monkeypatch.setattr(module, "query_recognizer", fake_shadow)
+        return {
+            "manifest": manifest,
+            "members": members,
+            "nonmembers": nonmembers,
+            "shadows": shadows,
+        }
+
+    return make
+
+
+@pytest.fixture
+def fake_world(make_fake_world):
+    """The fake world with 2 shadows."""
+    return make_fake_world(2)
 
 
 def _fake_audit(world, run_dir, members, nonmembers) -> tuple[dict, list[dict]]:
@@ -242,3 +272,30 @@ def test_audit_with_swapped_labels_scores_below_chance(fake_world, tmp_path):
     metrics, _ = _fake_audit(fake_world, tmp_path / "run", members, nonmembers)
     for attack in ("random_forest", "calibrated_test"):
         assert metrics["attacks"][f"any/{attack}"]["auc"] < 0.2
+
+
+def test_reference_calibrated_attack_needs_four_references(fake_world, tmp_path):
+    members, nonmembers = fake_world["members"], fake_world["nonmembers"]
+    metrics, users = _fake_audit(fake_world, tmp_path / "run", members, nonmembers)
+    assert "any/reference_calibrated" not in metrics["attacks"]
+    assert metrics["reference_calibrated"] == {
+        "skipped": "2 shadows; the attack needs 4 references"
+    }
+    assert "reference_score" not in users[0]["conditions"]["any"]
+
+
+def test_reference_calibrated_attack_chosen_on_references_scores_members(make_fake_world, tmp_path):
+    world = make_fake_world(4)
+    members, nonmembers = world["members"], world["nonmembers"]
+    metrics, users = _fake_audit(world, tmp_path / "run", members, nonmembers)
+    m = metrics["attacks"]["any/reference_calibrated"]
+    assert (m["n_members"], m["n_nonmembers"]) == (20, 20) and m["auc"] > 0.95
+    choice = metrics["reference_calibrated"]["any"]
+    assert choice["statistic"] in STATISTICS and choice["threshold_fpr_on_references"] == 0.05
+    assert choice["reference_users"] == {"in": 80, "out": 80}  # 4 references x 20 + 20
+    assert choice["sd"].startswith("global")  # 1 to 3 OUT references per pool audio
+    verdicts = {u["speaker"]: u["conditions"]["any"] for u in users}
+    assert sum(verdicts[s]["reference_verdict"] == "member" for s in members) >= 18
+    assert sum(verdicts[s]["reference_verdict"] == "member" for s in nonmembers) <= 3
+    assert max(verdicts[s]["reference_p_value"] for s in members) < 0.05
+    assert all(0 < v["reference_p_value"] <= 1 for v in verdicts.values())
