@@ -254,8 +254,15 @@ def audit_users(
     failures: list[dict] = []
 
     chosen = select_audios(utts, members, nonmembers, target_data, max_k, seed)
+    # pool speakers, known non-members of the device: the reference attack's population
+    with_references = len(shadows) >= MIN_REFERENCES
+    population = (
+        select_audios(utts, [], shadow_speakers, None, max_k, seed)["any"]
+        if with_references
+        else {}
+    )
     target_q = query_device(
-        _audios_to_ask(chosen),
+        _audios_to_ask({**chosen, "population": population}),
         record,
         broker=broker,
         device_id=device_id,
@@ -280,17 +287,19 @@ def audit_users(
         shadow_feats.append((s, feats))
         shadow_chosen[s.name] = s_chosen
     reference = None
-    if len(shadows) >= MIN_REFERENCES:
+    if with_references:
         calibration = reference_answers(
             shadows,
             chosen,
             shadow_chosen,
+            population,
             record=record,
             harden=policy.harden_answer,
             failures=failures,
             progress=progress,
         )
-        reference = ReferenceScores(calibration, shadow_feats)
+        pop_feats = _features_of({"any": population}, target_q, "target", failures)["any"]
+        reference = ReferenceScores(calibration, shadow_feats, pop_feats)
 
     sweep = AuditSweep(
         members,

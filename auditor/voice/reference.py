@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 #: Answer signals compared per audio, with the sign that makes larger more member-like.
@@ -42,6 +43,18 @@ DEFAULT_FPR = 0.05
 
 #: (utterance id, speaker, features) of one answered audio.
 Row = tuple[str, str, Mapping[str, float]]
+#: A model's (mean, sd) per signal, ``(n_signals,)`` each.
+Norm = tuple[np.ndarray, np.ndarray]
+IDENTITY: Norm = (np.zeros(len(SIGNALS)), np.ones(len(SIGNALS)))
+
+
+def signal_norm(answers: Sequence[Mapping[str, float]]) -> Norm:
+    """One model's mean and sd of each signal over its answers (features of audios it is OUT
+    for), which put its signals on a common scale."""
+    if len(answers) < 2:
+        raise ReferenceError(f"{len(answers)} answers to put a model's signals on scale; 2 needed")
+    values = np.array([[a[s] for s in SIGNALS] for a in answers])  # (n, n_signals)
+    return values.mean(axis=0), np.maximum(values.std(axis=0, ddof=1), 1e-6)
 
 
 class ReferenceError(ValueError):
@@ -55,10 +68,18 @@ class ReferenceCalibration:
     ----------
     answers : reference name -> utterance id -> features (the device's output policy applied).
     trained_on : reference name -> the speakers it trained on (they are IN for it).
+    common : audios every reference is OUT for (the audited ones). Each model's signals are
+        put on one scale first (:func:`signal_norm`: a reference's over these audios, the
+        device's over its population audios): recognizers differ in offset and scale (e.g. a
+        tuned acoustic scale multiplies log-likelihoods), and a user's OUT references are a
+        different subset for each pool speaker.
     """
 
     def __init__(
-        self, answers: Mapping[str, Mapping[str, Mapping]], trained_on: Mapping[str, set[str]]
+        self,
+        answers: Mapping[str, Mapping[str, Mapping]],
+        trained_on: Mapping[str, set[str]],
+        common: Iterable[str] = (),
     ):
         if len(answers) < MIN_REFERENCES:
             raise ReferenceError(
@@ -67,6 +88,11 @@ class ReferenceCalibration:
             )
         self.answers = answers
         self.trained_on = trained_on
+        common = list(common)
+        self.norm_ = {
+            ref: signal_norm([a[u] for u in common if u in a]) if common else IDENTITY
+            for ref, a in answers.items()
+        }
         self.sd_: dict[str, float] | None = None  # global sd per signal (None: per audio)
         self.sd_note_ = ""
 
@@ -74,7 +100,7 @@ class ReferenceCalibration:
         """``(n_refs, n_signals)``: the signals of the OUT references' answers on the audio."""
         skip = set(skip)
         rows = [
-            [a[utt_id][s] for s in SIGNALS]
+            (np.array([a[utt_id][s] for s in SIGNALS]) - self.norm_[ref][0]) / self.norm_[ref][1]
             for ref, a in self.answers.items()
             if ref not in skip and speaker not in self.trained_on[ref] and utt_id in a
         ]
@@ -104,13 +130,15 @@ class ReferenceCalibration:
         )
         return self
 
-    def audio_z(self, row: Row, skip: Iterable[str] = ()) -> np.ndarray:
-        """``(n_signals,)`` oriented z-scores of one answer against its audio's OUT references."""
+    def audio_z(self, row: Row, skip: Iterable[str] = (), norm: Norm | None = None) -> np.ndarray:
+        """``(n_signals,)`` oriented z-scores of one answer (of the model whose :func:`signal_norm`
+        is ``norm``) against its audio's OUT references."""
         utt_id, speaker, feats = row
         ref = self.out_values(utt_id, speaker, skip)
         if len(ref) == 0:
             raise ReferenceError(f"{utt_id}: no OUT reference answered it")
-        x = np.array([feats[s] for s in SIGNALS])
+        centre, scale = norm or IDENTITY
+        x = (np.array([feats[s] for s in SIGNALS]) - centre) / scale
         if self.sd_ is None:
             sd = np.maximum(ref.std(axis=0, ddof=1), 1e-6)
         else:
@@ -118,16 +146,33 @@ class ReferenceCalibration:
         sign = np.array(list(SIGNALS.values()))
         return sign * (x - ref.mean(axis=0)) / sd
 
-    def user_statistics(self, rows: Sequence[Row], skip: Iterable[str] = ()) -> dict[str, float]:
+    def user_statistics(
+        self, rows: Sequence[Row], skip: Iterable[str] = (), norm: Norm | None = None
+    ) -> dict[str, float]:
         """Each statistic of :data:`STATISTICS` for one user's answered audios."""
-        z = np.mean([self.audio_z(r, skip) for r in rows], axis=0)  # (n_signals,)
+        z = np.mean([self.audio_z(r, skip, norm) for r in rows], axis=0)  # (n_signals,)
         stats = {s: float(v) for s, v in zip(SIGNALS, z, strict=True)}
         stats["combined"] = float(z.mean())
         return stats
 
 
+def _out_of_group_scores(X: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """``(n_users,)`` logistic-regression scores of each group's users from a fit on the
+    other groups (a group without both classes elsewhere gets the all-data fit)."""
+    scores = LogisticRegression().fit(X, y).decision_function(X)
+    for g in np.unique(groups):
+        rest = groups != g
+        if len(set(y[rest].tolist())) == 2:
+            scores[~rest] = LogisticRegression().fit(X[rest], y[rest]).decision_function(X[~rest])
+    return scores
+
+
 class ReferenceCalibratedTest(BaseEstimator):
     """Choose the statistic and the threshold on references' IN/OUT users; score users.
+
+    The candidates are the statistics of :data:`STATISTICS` and ``weighted``: a logistic
+    regression over the signals' statistics, fitted on the reference users, whose AUC and
+    null scores come from fits that left the scored reference out (leave one group out).
 
     Parameters
     ----------
@@ -138,17 +183,25 @@ class ReferenceCalibratedTest(BaseEstimator):
     def __init__(self, fpr: float = DEFAULT_FPR):
         self.fpr = fpr
 
-    def fit(self, statistics: Sequence[Mapping[str, float]], y: Sequence[int]):
+    def fit(
+        self,
+        statistics: Sequence[Mapping[str, float]],
+        y: Sequence[int],
+        groups: Sequence[str] | None = None,
+    ):
         """``statistics``: one :meth:`ReferenceCalibration.user_statistics` per reference user;
-        ``y``: 1 for a user IN the reference playing the target, 0 for OUT."""
+        ``y``: 1 for a user IN the reference playing the target, 0 for OUT; ``groups``: which
+        reference played the target (the ``weighted`` candidate is scored out of group)."""
         y = np.asarray(y)
         if len(set(y.tolist())) < 2:
             raise ReferenceError("the references' users lack members or non-members")
         table = {s: np.array([st[s] for st in statistics]) for s in STATISTICS}
+        X = np.column_stack([table[s] for s in SIGNALS])  # (n_users, n_signals)
+        self.weights_ = LogisticRegression().fit(X, y)
+        if groups is not None and len(set(groups)) >= 2:
+            table["weighted"] = _out_of_group_scores(X, y, np.asarray(groups))
         self.auc_by_statistic_ = {s: float(roc_auc_score(y, v)) for s, v in table.items()}
-        self.statistic_ = max(
-            STATISTICS, key=lambda s: (self.auc_by_statistic_[s], s == "combined")
-        )
+        self.statistic_ = max(table, key=lambda s: (self.auc_by_statistic_[s], s == "combined"))
         self.null_ = np.sort(table[self.statistic_][y == 0])  # (n_out,)
         self.threshold_ = float(np.quantile(self.null_, 1.0 - self.fpr))
         self.n_reference_users_ = {"in": int((y == 1).sum()), "out": int((y == 0).sum())}
@@ -156,6 +209,9 @@ class ReferenceCalibratedTest(BaseEstimator):
 
     def score(self, statistics: Sequence[Mapping[str, float]]) -> np.ndarray:
         """``(n_users,)``: the chosen statistic of each user."""
+        if self.statistic_ == "weighted":
+            X = np.array([[st[s] for s in SIGNALS] for st in statistics])
+            return self.weights_.decision_function(X)
         return np.array([st[self.statistic_] for st in statistics])
 
     def p_value(self, scores: np.ndarray) -> np.ndarray:

@@ -158,8 +158,14 @@ class AuditSweep:
         if k != self.audios_per_user:
             return
         if ref_test is not None:
+            member = np.array([s in set(self.members) for s in kept])
+            said = scores["reference_calibrated"] >= ref_test.threshold_
             self.reference_choice[cond] = ref_test.describe() | {
-                "sd": self.reference.calibration.sd_note_
+                "sd": self.reference.calibration.sd_note_,
+                "realised_on_audited_users": {  # evaluation only: uses their labels
+                    "fpr": float(said[~member].mean()),
+                    "tpr": float(said[member].mean()),
+                },
             }
         self.calibration[cond] = calibration_doc(test, X_sh, y_sh)
         self._record_verdicts(cond, k, kept, scores, test, X, target_feats)

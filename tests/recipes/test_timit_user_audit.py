@@ -33,9 +33,14 @@ SMOKE = [
     "--audit.audios_sweep=[1, 2]",
     "--audit.n_estimators=50",
     "--audit.n_bootstrap=100",
+    "--shadows.k=4",
 ]
 #: The users.json score each attack's metrics rank users by.
-USER_SCORE = {"random_forest": "forest_score", "calibrated_test": "log_likelihood_ratio"}
+USER_SCORE = {
+    "random_forest": "forest_score",
+    "calibrated_test": "log_likelihood_ratio",
+    "reference_calibrated": "reference_score",
+}
 
 
 def assert_attacks_match_users(attacks: dict, users: list[dict], splits: dict) -> None:
@@ -82,9 +87,7 @@ def test_quick_run_writes_config_splits_metrics_reports(tmp_path):
     splits = json.loads((out / "splits.json").read_text())["splits"]
     assert len(splits["target_members"]) == 3 and len(splits["shadow_pool"]) == 6
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["attacks"]) == {
-        f"{c}/{a}" for c in ("seen", "unseen") for a in ("random_forest", "calibrated_test")
-    }
+    assert set(metrics["attacks"]) == {f"{c}/{a}" for c in ("seen", "unseen") for a in USER_SCORE}
     users = json.loads((out / "users.json").read_text())
     assert_attacks_match_users(metrics["attacks"], users, splits)
     # every row of the sweeps: 4 users (2 + 2 drawn) and all 6, 1 and 2 audios per user

@@ -294,6 +294,9 @@ def test_reference_calibrated_attack_chosen_on_references_scores_members(make_fa
     assert choice["statistic"] in STATISTICS and choice["threshold_fpr_on_references"] == 0.05
     assert choice["reference_users"] == {"in": 80, "out": 80}  # 4 references x 20 + 20
     assert choice["sd"].startswith("global")  # 1 to 3 OUT references per pool audio
+    realised = choice["realised_on_audited_users"]
+    assert realised["fpr"] <= 0.15 and realised["tpr"] >= 0.9
+    assert metrics["queries"]["answered"] == 40 * 3 + 40 * 3  # audited + population audios
     verdicts = {u["speaker"]: u["conditions"]["any"] for u in users}
     assert sum(verdicts[s]["reference_verdict"] == "member" for s in members) >= 18
     assert sum(verdicts[s]["reference_verdict"] == "member" for s in nonmembers) <= 3

@@ -12,6 +12,7 @@ from auditor.voice.reference import (
     ReferenceCalibration,
     ReferenceError,
 )
+from auditor.voice.reference_audit import standardised
 
 
 def feats(log_like: float, conf: float, per: float) -> dict:
@@ -95,3 +96,11 @@ def test_the_test_picks_the_best_statistic_sets_the_threshold_and_p_values():
     assert test.describe()["reference_users"] == {"in": 50, "out": 200}
     with pytest.raises(ReferenceError, match="lack members or non-members"):
         ReferenceCalibratedTest().fit(stats[:10], y[:10])
+
+
+def test_statistics_are_standardised_by_the_models_known_nonmembers():
+    nonmembers = [dict.fromkeys(STATISTICS, v) for v in (1.0, 3.0)]  # mean 2, sd sqrt(2)
+    (z,) = standardised([dict.fromkeys(STATISTICS, 2.0 + 2**0.5)], nonmembers, "m")
+    assert all(v == pytest.approx(1.0) for v in z.values())
+    with pytest.raises(ReferenceError, match="m: 1 known non-members; 2 are needed"):
+        standardised(nonmembers, nonmembers[:1], "m")
