@@ -120,6 +120,21 @@ def training_code_digest() -> str:
     )
 
 
+class ShadowTrainingError(RuntimeError):
+    """No shadow could be trained."""
+
+
+def train_job(tolerate: bool, **job) -> str | dict:
+    """Executor job: :func:`train_model_job`; with ``tolerate`` a failure comes back as
+    ``{"out_dir", "failed"}`` (a shadow is left out) instead of stopping every other job."""
+    if not tolerate:
+        return train_model_job(**job)
+    try:
+        return train_model_job(**job)
+    except Exception as e:  # any failure of one shadow's training: reported, left out
+        return {"out_dir": job["out_dir"], "failed": f"{type(e).__name__}: {e}"}
+
+
 def train_model_job(
     manifest: str, speakers: list[str], config: dict, seed: int, out_dir: str
 ) -> str:
@@ -175,6 +190,8 @@ def train_shadows(
     Returns
     -------
     shadows, extra_results
+        A shadow whose training fails is left out (logged); :class:`ShadowTrainingError` when
+        none is left. A failed extra job (the target) stops everything, as before.
     """
     cache = Path(cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -197,8 +214,16 @@ def train_shadows(
                 "out_dir": str(path),
             }
         )
-    all_jobs = list(extra_jobs) + jobs
-    results = as_executor(executor).map(train_model_job, all_jobs, desc="training models")
+    all_jobs = [{"tolerate": False, **j} for j in extra_jobs] + [
+        {"tolerate": True, **j} for j in jobs
+    ]
+    results = as_executor(executor).map(train_job, all_jobs, desc="training models")
+    failed = {r["out_dir"]: r["failed"] for r in results if isinstance(r, dict) and "failed" in r}
+    for shadow in [s for s in shadows if str(s.path) in failed]:
+        log.warning("%s: training failed, left out: %s", shadow.name, failed[str(shadow.path)])
+        shadows.remove(shadow)
+    if not shadows:
+        raise ShadowTrainingError(f"every shadow failed to train: {sorted(failed.values())[:3]}")
     for shadow in shadows:
         doc = {
             "name": shadow.name,

@@ -85,3 +85,21 @@ def test_cache_key_changes_with_the_training_code(tiny_manifest, tiny_recipe, mo
     assert cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest) == before  # stable
     monkeypatch.setattr(shadow, "training_code_digest", lambda: "edited recognizer code")
     assert cache_key(tiny_recipe, ["spk1"], 0, tiny_manifest) != before
+
+
+def test_a_shadow_that_fails_to_train_is_left_out(train_tiny_shadows, tmp_path, monkeypatch):
+    from auditor.voice import shadow
+
+    real = shadow.train_model_job
+
+    def flaky(manifest, speakers, config, seed, out_dir):
+        if seed == 2:  # the second shadow
+            raise RuntimeError("out of memory")
+        return real(manifest, speakers, config, seed, out_dir)
+
+    monkeypatch.setattr(shadow, "train_model_job", flaky)
+    shadows, _ = train_tiny_shadows(k=3, seed=0, cache_dir=tmp_path / "c", executor="serial")
+    assert [s.name for s in shadows] == ["shadow-0", "shadow-2"]
+    monkeypatch.setattr(shadow, "train_model_job", lambda **job: 1 / 0)
+    with pytest.raises(shadow.ShadowTrainingError, match="ZeroDivisionError"):
+        train_tiny_shadows(k=2, seed=5, cache_dir=tmp_path / "d", executor="serial")
