@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import socket
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
@@ -43,8 +44,13 @@ def get_executor(
     max_workers : int, optional
         Parallel jobs (local); default ``cpu_count // threads_per_worker`` (at least 1).
     address : str, optional
-        Ray cluster address (``"auto"``, ``"ray://host:10001"``, ...); ``None`` or ``"local"``
-        starts a private local instance with ``max_workers * threads_per_worker`` CPUs.
+        Ray cluster address (``"HOST:6379"`` of a ``ray start --head``, ``"auto"``,
+        ``"ray://host:10001"``, ...); ``None`` or ``"local"`` starts a private local instance
+        with ``max_workers * threads_per_worker`` CPUs. Ray 2.60's ``ray start`` turns token
+        authentication on: run with ``RAY_AUTH_MODE=token`` and the cluster's token
+        (``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``). Jobs read their inputs (manifest,
+        audio) from the paths they are given and write checkpoints there: the workers need
+        the same filesystem as the driver.
     threads_per_worker : int
         torch threads in each job (``torch.set_num_threads``); also each Ray task's ``num_cpus``.
     """
@@ -186,6 +192,7 @@ class RayExecutor(_Executor):
                     log_to_driver=False,
                 )
             else:
+                check_reachable(self.address)
                 ray.init(address=self.address, log_to_driver=False)
         task = ray.remote(num_cpus=self.threads_per_worker)(_call_limited)
         refs = [task.remote(fn, job, self.threads_per_worker) for job in jobs]
@@ -196,6 +203,22 @@ class RayExecutor(_Executor):
 
         failure.stop = cancel_all
         yield _ray_completions(ray, refs)
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """``ConnectionError`` naming ``address`` when nothing listens there (``ray.init`` would
+    retry for minutes); ``"auto"`` (the address of a cluster this machine joined) is left to
+    Ray."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"Ray address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as e:
+        raise ConnectionError(f"the Ray cluster at {address} cannot be reached: {e}") from e
 
 
 def _ray_completions(ray, refs: list) -> Iterator[tuple[int, Callable[[], object]]]:

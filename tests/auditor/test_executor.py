@@ -82,3 +82,53 @@ def test_as_executor_accepts_names_and_objects():
     assert as_executor(executor) is executor
     with pytest.raises(ValueError, match="expected an executor kind"):
         as_executor(3)
+
+
+def test_an_unreachable_ray_address_is_a_clear_error_not_a_hang():
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=r"Ray cluster at 127.0.0.1:1 cannot be reached"):
+        get_executor("ray", address="127.0.0.1:1").map(round, JOBS)
+    with pytest.raises(ValueError, match="expected HOST:PORT"):
+        get_executor("ray", address="nowhere").map(round, JOBS)
+    assert time.perf_counter() - start < 10
+
+
+@pytest.mark.slow
+def test_ray_cluster_started_apart_runs_jobs_through_its_address():
+    """A Ray head started as its own process (``ray start --head``), joined by address from
+    another process with the cluster's token (Ray 2.60's ``ray start`` turns token
+    authentication on; Ray reads ``RAY_AUTH_MODE`` when it is imported)."""
+    import os
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = [sys.executable, "-m", "ray.scripts.scripts"]
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a limit
+    head = [*ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2"]
+    head += ["--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
+    driver = (
+        "import ray\n"
+        "from auditor.executor import get_executor\n"
+        f"ex = get_executor('ray', address='127.0.0.1:{port}')\n"
+        f"print(ex.map(round, {JOBS!r}), ray.cluster_resources()['CPU'])\n"
+    )
+    subprocess.run(head, check=True, capture_output=True, timeout=120)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", driver],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=os.environ | {"RAY_AUTH_MODE": "token"},  # the token: ~/.ray/auth_token
+        )
+        assert out.returncode == 0, out.stderr[-2000:]
+        assert out.stdout.strip().splitlines()[-1] == f"{EXPECTED} 2.0"
+    finally:
+        subprocess.run([*ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
