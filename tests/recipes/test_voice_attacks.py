@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # trains recognizers and serves a device in subprocesses
+from .conftest import run_recipe
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "voice_attacks" / "run.py"
+pytestmark = pytest.mark.slow  # trains recognizers and serves a device in subprocesses
 
 
 def test_quick_run_compares_every_attack_for_each_k(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, str(RECIPE), "--quick", "--out", str(out), "--seed", "1"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_recipe("voice_attacks", "--quick", "--out", str(out), "--seed", "1", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["references"] == metrics["done"] == [2, 4]

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import yaml
 
 from auditor.metrics import METRIC_KEYS
 
+from .conftest import run_recipe
 from .test_timit_user_audit import assert_attacks_match_users
 
 pytestmark = pytest.mark.slow  # runs the recipe in a subprocess
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "voice_defenses" / "run.py"
-
 
 def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
     out = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, str(RECIPE), "--quick", "--out", str(out), "--seed", "2"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_recipe("voice_defenses", "--quick", "--out", str(out), "--seed", "2", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     config = yaml.safe_load((out / "config.yaml").read_text())
     assert config["seed"] == 2 and config["recognizer"]["network"]["hidden"] == [32]
@@ -68,18 +59,7 @@ def test_quick_run_writes_table_plot_metrics_and_report(tmp_path):
 
 
 def test_unknown_defense_is_refused_before_any_work(tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(RECIPE),
-            "--quick",
-            "--out",
-            str(tmp_path / "r"),
-            "--defenses=[none, magic:x=1]",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    args = ["--quick", "--out", str(tmp_path / "r"), "--defenses=[none, magic:x=1]"]
+    proc = run_recipe("voice_defenses", *args, timeout=60)
     assert proc.returncode != 0 and "unknown defense 'magic'" in proc.stderr
     assert not (tmp_path / "r").exists()
