@@ -341,13 +341,32 @@ def load_cifar_batches(folder: str | Path) -> ImageDataset:
     )
 
 
+class _BatchUnpickler(pickle.Unpickler):
+    """Loads only what the official batches hold (dicts, lists, bytes, numbers and numpy
+    arrays): any other global, e.g. a function a crafted file would call, is refused."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+        return super().find_class(module, name)
+
+
 def _unpickle(path: Path) -> dict:
     if not path.exists():
         raise DatasetError(f"{path}: missing from {BATCHES_DIR}")
     try:
-        with path.open("rb") as f:
-            return pickle.load(f, encoding="bytes")  # official CIFAR-10 data format (see above)
-    except Exception as e:  # a truncated/corrupt pickle can raise many exception types
+        with path.open("rb") as f:  # official CIFAR-10 data format: only its types load
+            return _BatchUnpickler(f, encoding="bytes").load()
+    except Exception as e:  # a truncated/corrupt/forbidden pickle can raise many types
         raise DatasetError(f"{path}: unreadable CIFAR batch ({type(e).__name__}: {e})") from e
 
 

@@ -148,11 +148,13 @@ def status_topic(device_id: str) -> str:
 
 
 def client_id_from_request_topic(topic: str) -> str:
-    """The sender's client id: the last level of its request topic."""
+    """The sender's client id: the last level of its request topic; ``ValueError`` when the
+    topic is not a request topic or the id is not a valid client id (no reply topic exists
+    for it)."""
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != "voice" or parts[2:4] != ["asr", "request"]:
         raise ValueError(f"not a request topic: {topic!r}")
-    return parts[4]
+    return _check_id("client id", parts[4])
 
 
 # ----------------------------------------------------------------------------- framing
@@ -232,7 +234,18 @@ def peek_correlation(payload: bytes) -> str | None:
         value = _json_object(head).get("correlation")
     except ProtocolError:
         return None
-    return value if isinstance(value, str) and 0 < len(value) <= 128 else None
+    if isinstance(value, str) and 0 < len(value) <= 128 and _is_utf8(value):
+        return value
+    return None
+
+
+def _is_utf8(text: str) -> bool:
+    """Whether ``text`` encodes to UTF-8 (JSON allows lone surrogates such as ``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_header(head: bytes, *, expected_reply_to: str | None = None) -> dict:
@@ -251,9 +264,9 @@ def parse_header(head: bytes, *, expected_reply_to: str | None = None) -> dict:
             f"schema_version {version!r}; this device speaks {SCHEMA_VERSION}",
         )
     corr = header.get("correlation")
-    if not isinstance(corr, str) or not 0 < len(corr) <= 128:
+    if not isinstance(corr, str) or not 0 < len(corr) <= 128 or not _is_utf8(corr):
         raise ProtocolError(
-            ErrorCode.BAD_HEADER, "correlation must be a string of 1-128 characters"
+            ErrorCode.BAD_HEADER, "correlation must be a string of 1-128 characters (UTF-8 text)"
         )
     rate = header.get("sample_rate")
     if isinstance(rate, bool) or not isinstance(rate, int) or rate <= 0:

@@ -217,8 +217,9 @@ class DeviceServer:
     def _on_message(self, client: mqtt.Client, userdata, msg: mqtt.MQTTMessage) -> None:
         try:
             client_id = client_id_from_request_topic(msg.topic)
-        except ValueError:
-            log.warning("message on unexpected topic %r ignored", msg.topic)
+        except ValueError as e:  # no reply topic to answer on: dropped (and acknowledged)
+            log.warning("request dropped: %s", e)
+            self._count("dropped:bad_topic")
             return
         corr = _v5_correlation(msg)
         try:
@@ -292,13 +293,18 @@ class DeviceServer:
         self._publish(client_id, error_answer(code, message, corr), corr)
 
     def _publish(self, client_id: str, answer: dict, corr: str | None) -> None:
-        props = None
-        if self._is_v5 and corr is not None:
-            props = Properties(PacketTypes.PUBLISH)
-            props.CorrelationData = corr.encode("utf-8")
-        self._client.publish(
-            response_topic(self.device_id, client_id), json.dumps(answer), qos=QOS, properties=props
-        )
+        """Send an answer; one that cannot be sent is logged and dropped, never raised into
+        paho's network thread or the worker (either would stop the device answering)."""
+        try:
+            props = None
+            if self._is_v5 and corr is not None:
+                props = Properties(PacketTypes.PUBLISH)
+                props.CorrelationData = corr.encode("utf-8", "replace")
+            topic = response_topic(self.device_id, client_id)
+            self._client.publish(topic, json.dumps(answer), qos=QOS, properties=props)
+        except Exception:
+            log.exception("answer to %s (%s) could not be sent; dropped", client_id, corr)
+            self._count("dropped:unsendable")
 
     def _count(self, key: str) -> None:
         with self._stats_lock:

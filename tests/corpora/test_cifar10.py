@@ -179,6 +179,25 @@ def test_official_batch_with_label_count_mismatch_names_the_file(tmp_path):
         load_image_dataset(tmp_path / "cifar-10-batches-py")
 
 
+class _Payload:
+    """Unpickles into a call of ``os.system``: what a crafted batch file could run."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch hacked",))
+
+
+def test_a_batch_that_would_run_code_is_refused_before_running_it(tmp_path, monkeypatch):
+    folder = tmp_path / "cifar-10-batches-py"
+    _write_batches(folder)
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": _Payload(), b"labels": []}))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(DatasetError, match=r"data_batch_2: .*system is not allowed"):
+        load_image_dataset(folder)
+    assert not (tmp_path / "hacked").exists()
+
+
 def test_download_failure_is_a_clear_error(tmp_path):
     with pytest.raises(RuntimeError, match="cannot download CIFAR-10"):
         download_cifar10(tmp_path, url="http://127.0.0.1:9/cifar-10-python.tar.gz")

@@ -177,6 +177,18 @@ def test_topics_and_ids():
         response_topic("d+", "alice")
     with pytest.raises(ValueError):
         client_id_from_request_topic("voice/d1/status")
+    for bad in ("bad id", "x" * 65, "", "a+b"):  # no reply topic exists for these
+        with pytest.raises(ValueError, match="client id"):
+            client_id_from_request_topic(f"voice/d1/asr/request/{bad}")
+
+
+def test_a_correlation_id_that_is_not_utf8_text_is_a_bad_header():
+    head = json.dumps(make_header("x\ud800y", response_topic("d1", "alice"), 16000)).encode()
+    assert b"\\ud800" in head  # JSON carries the lone surrogate as an escape
+    with pytest.raises(ProtocolError) as e:
+        parse_header(head)
+    assert e.value.code == ErrorCode.BAD_HEADER and "UTF-8" in e.value.message
+    assert peek_correlation(struct.pack(">I", len(head)) + head) is None
 
 
 def test_contract_module_imports_neither_torch_nor_paho():

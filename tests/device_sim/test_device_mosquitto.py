@@ -302,3 +302,26 @@ def test_full_queue_is_answered_busy(recognizer, mosquitto, speech):
     codes = [a.get("error", {}).get("code") for a in answers]
     assert ErrorCode.BUSY in codes and None in codes
     assert server.stats["answered"] == codes.count(None)
+
+
+def test_poison_requests_are_dropped_or_answered_and_the_device_keeps_serving(
+    client, mosquitto, speech
+):
+    """A client id with no reply topic (a space, 65 characters) and a correlation id with a
+    lone surrogate used to kill paho's network thread or the worker: the device went silent."""
+    raw = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="poisoner")
+    raw.connect(mosquitto.host, mosquitto.port)
+    raw.loop_start()
+    try:
+        frame = _frame(_wav(TONE))
+        for bad in ("bad id", "x" * 65):
+            raw.publish(f"voice/dev-m/asr/request/{bad}", frame, qos=1).wait_for_publish(10)
+        assert client.transcribe(*speech)["frames"] > 0
+        head = json.dumps(make_header("x\ud800y", response_topic("dev-m", "tester"), RATE))
+        surrogate = struct.pack(">I", len(head)) + head.encode() + _wav(TONE)
+        answer = client.request_payload(surrogate, correlation="poison")
+        assert answer["error"]["code"] == ErrorCode.BAD_HEADER
+        assert client.transcribe(*speech)["frames"] > 0
+    finally:
+        raw.loop_stop()
+        raw.disconnect()
