@@ -46,9 +46,10 @@ def reference_answers(
     the audited audios, the population audios (pool speakers the device was also asked
     about) of the speakers it did not train on, and the other references' audit audios of
     those speakers."""
+    audited = {u.utt_id: u for users in target_chosen.values() for us in users.values() for u in us}
     answers: dict[str, dict[str, dict]] = {}
     for s in shadows:
-        ask = {u.utt_id: u for users in target_chosen.values() for us in users.values() for u in us}
+        ask = dict(audited)
         for spk in set(population) & set(s.speakers_out):
             ask.update((u.utt_id, u) for u in population[spk])
         for other, chosen in shadow_chosen.items():
@@ -75,7 +76,6 @@ def reference_answers(
             except FeatureError as e:
                 failures.append({"model": s.name, "utt_id": u.utt_id, "reason": str(e)})
         answers[s.name] = feats
-    audited = {u.utt_id for users in target_chosen.values() for us in users.values() for u in us}
     return ReferenceCalibration(
         answers, {s.name: set(s.speakers_in) for s in shadows}, common=sorted(audited)
     )
